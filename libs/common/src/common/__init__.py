@@ -1,0 +1,1 @@
+"""Cross-cutting platform shared by every service: written once, imported everywhere."""

@@ -1,0 +1,42 @@
+"""Prometheus metrics, defined once so every service exports the same names and labels."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total", "HTTP requests served", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"]
+)
+UPSTREAM_CALLS = Counter(
+    "upstream_calls_total",
+    "Calls to other services by outcome (success, error, timeout, rejected_open, rejected_bulkhead, deadline)",
+    ["service", "upstream", "outcome"],
+)
+UPSTREAM_RETRIES = Counter(
+    "upstream_retries_total", "Retries made to other services", ["service", "upstream"]
+)
+BREAKER_STATE = Gauge(
+    "circuit_breaker_state",
+    "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open",
+    ["service", "upstream"],
+)
+OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox rows not yet published", ["service"])
+OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox rows published", ["service", "topic"])
+MESSAGES_CONSUMED = Counter(
+    "messages_consumed_total", "Messages handled", ["service", "consumer", "topic", "outcome"]
+)
+MESSAGES_DUPLICATE = Counter(
+    "messages_duplicate_total", "Duplicate messages skipped", ["service", "consumer", "topic"]
+)
+MESSAGES_RETRIED = Counter(
+    "messages_retried_total", "Handler retries after a transient error", ["service", "consumer", "topic"]
+)
+MESSAGES_DLQ = Counter(
+    "messages_dead_lettered_total", "Messages sent to a dead-letter topic", ["service", "consumer", "topic"]
+)
+CONSUMER_LAG = Gauge(
+    "consumer_lag", "Messages behind the partition end", ["service", "consumer", "topic", "partition"]
+)
