@@ -88,9 +88,7 @@ class NotFound(ProblemError):
 class Conflict(ProblemError):
     status, title, slug = 409, "Conflict", "conflict"
 
-    def __init__(
-        self, detail: str | None = None, *, retry_after: float | None = None, **kw: Any
-    ) -> None:
+    def __init__(self, detail: str | None = None, *, retry_after: float | None = None, **kw: Any) -> None:
         headers = {**_retry_after(retry_after), **kw.pop("headers", {})}
         super().__init__(detail, headers=headers, **kw)
 

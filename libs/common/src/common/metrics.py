@@ -12,7 +12,7 @@ HTTP_LATENCY = Histogram(
 )
 UPSTREAM_CALLS = Counter(
     "upstream_calls_total",
-    "Calls to other services by outcome (success, error, timeout, rejected_open, rejected_bulkhead, deadline)",
+    "Calls to other services by outcome (success, client_error, error, timeout, rejected_open, ...)",
     ["service", "upstream", "outcome"],
 )
 UPSTREAM_RETRIES = Counter(

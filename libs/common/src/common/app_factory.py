@@ -1,0 +1,218 @@
+"""The app factory every service uses: middleware, problem handlers, health and metrics.
+
+A service's ``create_app`` builds its routers and dependencies and hands them here, so
+request ids, deadlines, trace context, body limits, problem+json, ``/health/*`` and
+``/metrics`` are identical everywhere and written once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.context import (
+    DEADLINE_HEADER,
+    REQUEST_ID_HEADER,
+    TRACEPARENT_HEADER,
+    Deadline,
+    TraceContext,
+    deadline_var,
+    new_request_id,
+    request_id_var,
+    traceparent_var,
+)
+from common.errors import DeadlineExceeded, PayloadTooLarge, ProblemError
+from common.health import ReadinessCheck, run_checks
+from common.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from common.problems import install_problem_handlers, problem_response
+
+log = logging.getLogger("common.access")
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class RequestContextMiddleware:
+    """Sets request id, trace context and deadline for the request; enforces the body limit.
+
+    Pure ASGI (not BaseHTTPMiddleware) so contextvars set here are seen by the endpoint and
+    streaming bodies are counted as they arrive.
+    """
+
+    def __init__(self, app: ASGIApp, *, service: str, request_timeout_s: float, max_body_bytes: int) -> None:
+        self.app = app
+        self.service = service
+        self.request_timeout_s = request_timeout_s
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        incoming_id = headers.get(REQUEST_ID_HEADER.lower(), "")
+        request_id = incoming_id if _SAFE_REQUEST_ID.match(incoming_id) else new_request_id()
+        parent = TraceContext.parse(headers.get(TRACEPARENT_HEADER))
+        trace = parent.child() if parent else TraceContext.new()
+        deadline = Deadline.from_header(headers.get(DEADLINE_HEADER.lower()), cap=self.request_timeout_s)
+        tokens = (
+            request_id_var.set(request_id),
+            traceparent_var.set(trace.header()),
+            deadline_var.set(deadline),
+        )
+        started = time.perf_counter()
+        status = 500
+        started_response = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started_response
+            if message["type"] == "http.response.start":
+                status, started_response = message["status"], True
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            problem = self._reject_early(headers, deadline)
+            if problem is not None:
+                await problem_response(problem)(scope, receive, send_with_id)
+            else:
+                await self.app(scope, self._limited(receive), send_with_id)
+        except Exception:
+            if status != 500 or started_response:
+                raise
+            # The stack trace goes to the log (with the request id), never to the client.
+            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            unexpected = ProblemError("An unexpected error occurred; quote the request id when reporting it.")
+            await problem_response(unexpected)(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            method = scope["method"]
+            HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, method, template).observe(elapsed)
+            if not scope["path"].startswith(("/health", "/metrics")):
+                log.info(
+                    "%s %s -> %s in %.1f ms",
+                    method,
+                    scope["path"],
+                    status,
+                    elapsed * 1000,
+                    extra={"status": status, "duration_ms": round(elapsed * 1000, 1)},
+                )
+            for var, token in zip((request_id_var, traceparent_var, deadline_var), tokens, strict=True):
+                var.reset(token)  # type: ignore[attr-defined]
+
+    def _reject_early(self, headers: dict[str, str], deadline: Deadline) -> ProblemError | None:
+        if deadline.expired:
+            return DeadlineExceeded("The request's time budget was already spent when it arrived.")
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            return self._too_large()
+        return None
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"The request body exceeds {self.max_body_bytes} bytes.")
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    # An HTTPException: FastAPI re-raises those from body parsing (others become 400).
+                    raise StarletteHTTPException(413, self._too_large().detail)
+            return message
+
+        return counted
+
+
+def create_service_app(
+    *,
+    service: str,
+    title: str,
+    routers: Sequence[APIRouter] = (),
+    readiness: Sequence[ReadinessCheck] = (),
+    lifespan: Lifespan | None = None,
+    request_timeout_s: float = 10.0,
+    max_body_bytes: int = 1_048_576,
+    description: str = "",
+    version: str = "0.1.0",
+    state: dict[str, Any] | None = None,
+) -> FastAPI:
+    """Build a FastAPI app with the platform's middleware, errors, health and metrics."""
+
+    @asynccontextmanager
+    async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if lifespan is None:
+            yield
+            return
+        async with lifespan(app):
+            yield
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=_lifespan)
+    for key, value in (state or {}).items():
+        setattr(app.state, key, value)
+    install_problem_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        service=service,
+        request_timeout_s=request_timeout_s,
+        max_body_bytes=max_body_bytes,
+    )
+    app.include_router(_health_router(readiness))
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def _health_router(checks: Sequence[ReadinessCheck]) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health/live", summary="The process is up")
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/health/ready", summary="Dependencies are reachable", responses={503: {"description": "Not ready"}}
+    )
+    async def ready() -> JSONResponse:
+        report = await run_checks(checks)
+        body = {"status": "ready" if report.ready else "not_ready", "checks": report.checks}
+        return JSONResponse(body, status_code=200 if report.ready else 503)
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+async def call_soon(fn: Callable[[], Awaitable[None]] | None) -> None:
+    """Await ``fn`` if given (small helper for optional async hooks)."""
+    if fn is not None:
+        await fn()
+
+
+def request_state(request: Request, name: str) -> Any:
+    """Fetch a composition-root object stored on ``app.state`` (raises if it was never wired)."""
+    return getattr(request.app.state, name)

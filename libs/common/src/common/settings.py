@@ -1,0 +1,69 @@
+"""Typed service settings from the environment: one prefix per service (``ROOM_PORT``, ...).
+
+Every value a service uses is a field here, so ``env | grep ROOM_`` shows the whole config.
+Placeholder secrets are accepted in ``dev`` and ``test`` only: a real deployment must set them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.paths import run_dir
+
+PLACEHOLDER_SECRET = "dev-only-change-me"  # noqa: S105 (a known placeholder, refused in prod)
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service shares; a service subclasses it and sets its prefix and port."""
+
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+
+    service_name: ClassVar[str] = "service"
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    database_url: str = ""
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    service_auth_mode: Literal["jwt", "shared-secret"] = "jwt"
+    service_keys_dir: Path = Field(default_factory=lambda: run_dir() / "keys")
+    service_shared_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    service_token_ttl_s: int = Field(default=30, ge=5, le=60)
+
+    # Cap on any incoming request's time budget; callers may only shorten it (X-Deadline-Ms).
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    # Per-attempt timeout for calls to other services (further bounded by the deadline).
+    upstream_timeout_s: float = Field(default=2.0, gt=0)
+    upstream_max_attempts: int = Field(default=3, ge=1, le=10)
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_reset_timeout_s: float = Field(default=10.0, gt=0)
+    bulkhead_max_concurrent: int = Field(default=20, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    outbox_poll_interval_s: float = Field(default=1.0, gt=0)
+    consumer_max_attempts: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _defaults_and_secrets(self) -> Self:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{run_dir() / 'data' / f'{self.service_name}.db'}"
+        secret = self.service_shared_secret.get_secret_value()
+        if self.env == "prod" and (secret == PLACEHOLDER_SECRET or len(secret) < 16):
+            raise ValueError(
+                "service_shared_secret is a placeholder or too short; set a real secret for env=prod"
+            )
+        return self
+
+    def sqlite_path(self) -> Path | None:
+        """The database file when the URL is SQLite (so it can be created), else None."""
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and ":memory:" not in self.database_url:
+            return Path(self.database_url[len(prefix) :])
+        return None

@@ -1,0 +1,1 @@
+"""HTTP routers: thin, they translate HTTP to use cases and back."""

@@ -1,0 +1,1 @@
+"""Domain model and rules: pure Python, no I/O."""

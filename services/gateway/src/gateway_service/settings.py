@@ -1,0 +1,15 @@
+"""Gateway service settings: environment variables prefixed `GATEWAY_`."""
+
+from typing import ClassVar
+
+from pydantic_settings import SettingsConfigDict
+
+from common.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", validate_default=True)
+
+    service_name: ClassVar[str] = "gateway"
+
+    port: int = 8000

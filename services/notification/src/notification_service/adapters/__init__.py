@@ -1,0 +1,1 @@
+"""Adapters: database tables, clients of other services, event publishing."""
