@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import uvicorn
 from fastapi import FastAPI
@@ -14,11 +15,13 @@ from common.logging import configure_logging
 from common.migrations import upgrade_to_head
 from common.settings import ServiceSettings
 
+S = TypeVar("S", bound=ServiceSettings)
+
 
 def run_service_cli(
     *,
-    settings_factory: Callable[[], ServiceSettings],
-    create_app: Callable[[ServiceSettings], FastAPI],
+    settings_factory: Callable[[], S],
+    create_app: Callable[[S], FastAPI],
     migrations_dir: Path | None,
     argv: Sequence[str] | None = None,
 ) -> int:

@@ -53,4 +53,6 @@ def configure_logging(service: str, level: str = "INFO", *, json_output: bool = 
         logging.getLogger(name).propagate = True
     # Our own access log carries the request id; uvicorn's would duplicate it without one.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    # kafka-python logs every reconnect attempt at ERROR while a broker is down; the relay and
+    # consumers report that state once (and in /health/ready), so its own lines are noise.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)

@@ -13,3 +13,5 @@ class AuthSettings(ServiceSettings):
     service_name: ClassVar[str] = "auth"
 
     port: int = 8001
+
+    member_url: str = "http://127.0.0.1:8002"

@@ -13,3 +13,9 @@ class GatewaySettings(ServiceSettings):
     service_name: ClassVar[str] = "gateway"
 
     port: int = 8000
+
+    auth_url: str = "http://127.0.0.1:8001"
+    member_url: str = "http://127.0.0.1:8002"
+    room_url: str = "http://127.0.0.1:8003"
+    inventory_url: str = "http://127.0.0.1:8004"
+    notification_url: str = "http://127.0.0.1:8005"

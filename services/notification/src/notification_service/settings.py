@@ -13,3 +13,6 @@ class NotificationSettings(ServiceSettings):
     service_name: ClassVar[str] = "notification"
 
     port: int = 8005
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025

@@ -13,3 +13,6 @@ class RoomSettings(ServiceSettings):
     service_name: ClassVar[str] = "room"
 
     port: int = 8003
+
+    member_url: str = "http://127.0.0.1:8002"
+    inventory_url: str = "http://127.0.0.1:8004"

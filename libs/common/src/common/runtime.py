@@ -1,0 +1,165 @@
+"""The platform parts one service uses, built from its settings: the composition root's toolbox.
+
+A service's ``bootstrap.py`` creates one ``ServiceRuntime``, asks it for what it needs
+(``client("member")``, ``outbox``, ``add_consumer(...)``) and calls ``create_app``: the runtime
+starts the relay and consumers with the app, adds their readiness checks, and stops them
+cleanly on shutdown. What is wired is the same in every service; only the choices differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from common.app_factory import create_service_app
+from common.auth import ServiceAuthenticator, build_service_auth
+from common.db import Database
+from common.health import ReadinessCheck, database_check, info_check, kafka_check
+from common.http import BreakerPolicy, RetryPolicy, ServiceClient
+from common.messaging import AvroCodec, ConsumerRunner, Handler, MessagingTables, Outbox, OutboxRelay
+from common.settings import ServiceSettings
+
+
+class ServiceRuntime:
+    """Database, service auth, clients of other services, outbox relay and consumers of one service."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        tables: MessagingTables,
+        uses_kafka: bool = True,
+        codec: AvroCodec | None = None,
+    ) -> None:
+        self.settings = settings
+        self.service = settings.service_name
+        self.tables = tables
+        self.uses_kafka = uses_kafka
+        self.db = Database(settings.database_url)
+        self.codec = codec or AvroCodec.from_contracts()
+        self.service_auth: ServiceAuthenticator = build_service_auth(
+            settings.service_auth_mode,
+            self.service,
+            settings.service_keys_dir,
+            settings.service_shared_secret.get_secret_value(),
+            ttl_seconds=settings.service_token_ttl_s,
+        )
+        self.clients: dict[str, ServiceClient] = {}
+        self.consumers: list[ConsumerRunner] = []
+        self._outbox: Outbox | None = None
+        self.relay: OutboxRelay | None = None
+
+    # -- what a service asks for -------------------------------------------------------------
+
+    def outbox(self) -> Outbox:
+        """The transactional outbox; asking for it means this service publishes, so a relay runs."""
+        if self._outbox is None:
+            self._outbox = Outbox(self.tables, self.codec, producer_name=self.service)
+            self.relay = OutboxRelay.for_kafka(
+                self.db,
+                self.tables,
+                self.settings.kafka_bootstrap_servers,
+                self.service,
+                poll_interval=self.settings.outbox_poll_interval_s,
+            )
+            self._outbox.on_commit(self.relay.wake)
+        return self._outbox
+
+    def client(self, upstream: str, base_url: str, **overrides: Any) -> ServiceClient:
+        """A resilient client of ``upstream`` that authenticates as this service."""
+        if upstream not in self.clients:
+            s = self.settings
+            options: dict[str, Any] = {
+                "caller": self.service,
+                "timeout": s.upstream_timeout_s,
+                "retry": RetryPolicy(max_attempts=s.upstream_max_attempts),
+                "breaker": BreakerPolicy(
+                    threshold=s.breaker_failure_threshold, ttl=s.breaker_reset_timeout_s
+                ),
+                "max_concurrent": s.bulkhead_max_concurrent,
+                "auth": lambda: self.service_auth.headers_for(upstream),
+            }
+            options.update(overrides)
+            self.clients[upstream] = ServiceClient(upstream, base_url, **options)
+        return self.clients[upstream]
+
+    def add_consumer(
+        self, name: str, topics: Sequence[str], handlers: Mapping[str, Handler]
+    ) -> ConsumerRunner:
+        """Consume ``topics`` as group ``<service>.<name>``, one handler per event type."""
+        runner = ConsumerRunner(
+            f"{self.service}.{name}",
+            topics,
+            self.db,
+            self.tables,
+            self.codec,
+            handlers,
+            self.settings.kafka_bootstrap_servers,
+            self.service,
+            max_attempts=self.settings.consumer_max_attempts,
+        )
+        self.consumers.append(runner)
+        return runner
+
+    # -- the app ---------------------------------------------------------------------------------
+
+    def readiness_checks(self) -> list[ReadinessCheck]:
+        checks = [database_check(self.db)]
+        if self.uses_kafka:
+            checks.append(kafka_check(self.settings.kafka_bootstrap_servers))
+        if self.clients:
+            checks.append(
+                info_check("breakers", lambda: {n: c.state.breaker for n, c in self.clients.items()})
+            )
+        if self.relay is not None:
+            relay = self.relay
+            checks.append(
+                info_check("outbox", lambda: {"backlog": relay.backlog(), "error": relay.last_error})
+            )
+        if self.consumers:
+            checks.append(
+                info_check(
+                    "consumers",
+                    lambda: {c.name: {"healthy": c.healthy, "error": c.last_error} for c in self.consumers},
+                )
+            )
+        return checks
+
+    @asynccontextmanager
+    async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        """Start background workers with the app; stop them (and close pools) when it stops."""
+        if self.relay is not None:
+            self.relay.start()
+        for consumer in self.consumers:
+            consumer.start()
+        try:
+            yield
+        finally:
+            # Threads are joined off the event loop so a slow Kafka close can't stall shutdown.
+            for consumer in self.consumers:
+                await asyncio.to_thread(consumer.stop)
+            if self.relay is not None:
+                await asyncio.to_thread(self.relay.stop)
+            for client in self.clients.values():
+                await client.aclose()
+            self.db.dispose()
+
+    def create_app(
+        self, *, title: str, description: str = "", routers: Sequence[APIRouter] = (), **state: Any
+    ) -> FastAPI:
+        """The service's FastAPI app with the platform's middleware, health, metrics and workers."""
+        return create_service_app(
+            service=self.service,
+            title=title,
+            description=description,
+            routers=routers,
+            readiness=self.readiness_checks(),
+            lifespan=self.lifespan,
+            request_timeout_s=self.settings.request_timeout_s,
+            max_body_bytes=self.settings.max_body_bytes,
+            state={"runtime": self, "service_auth": self.service_auth, **state},
+        )

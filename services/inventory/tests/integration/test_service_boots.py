@@ -1,0 +1,18 @@
+"""The inventory service migrates its own database, starts, and reports ready."""
+
+from pathlib import Path
+
+import pytest
+
+import inventory_service
+from common.testing.apps import check_service_boots
+from inventory_service.app import create_app
+from inventory_service.settings import InventorySettings
+
+
+async def test_migrates_starts_and_is_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str
+) -> None:
+    monkeypatch.setenv("RUN_DIR", str(tmp_path))
+    settings = InventorySettings(env="test", kafka_bootstrap_servers=kafka_bootstrap)
+    await check_service_boots(create_app, settings, Path(inventory_service.__file__).parent / "migrations")

@@ -1,0 +1,18 @@
+"""The member service migrates its own database, starts, and reports ready."""
+
+from pathlib import Path
+
+import pytest
+
+import member_service
+from common.testing.apps import check_service_boots
+from member_service.app import create_app
+from member_service.settings import MemberSettings
+
+
+async def test_migrates_starts_and_is_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str
+) -> None:
+    monkeypatch.setenv("RUN_DIR", str(tmp_path))
+    settings = MemberSettings(env="test", kafka_bootstrap_servers=kafka_bootstrap)
+    await check_service_boots(create_app, settings, Path(member_service.__file__).parent / "migrations")

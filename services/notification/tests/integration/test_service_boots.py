@@ -1,0 +1,18 @@
+"""The notification service migrates its own database, starts, and reports ready."""
+
+from pathlib import Path
+
+import pytest
+
+import notification_service
+from common.testing.apps import check_service_boots
+from notification_service.app import create_app
+from notification_service.settings import NotificationSettings
+
+
+async def test_migrates_starts_and_is_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str
+) -> None:
+    monkeypatch.setenv("RUN_DIR", str(tmp_path))
+    settings = NotificationSettings(env="test", kafka_bootstrap_servers=kafka_bootstrap)
+    await check_service_boots(create_app, settings, Path(notification_service.__file__).parent / "migrations")
