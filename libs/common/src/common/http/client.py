@@ -1,0 +1,311 @@
+"""ServiceClient: how one service calls another (deadline, retry, breaker, bulkhead, fallback).
+
+One call, outermost first::
+
+    bulkhead slot (fail fast when full)
+      per attempt: deadline check → breaker admit → send, timeout = min(own, remaining budget)
+                   → verdict to the breaker → retry? (backoff or Retry-After, within the deadline)
+
+What the caller sees:
+
+- 2xx/3xx and 4xx (except 429) responses are returned: a 404 or 409 is an answer, and the caller
+  knows what it means for its own API.
+- Everything else raises a problem, after retries where safe:
+  ``UpstreamUnavailable`` (503 with ``Retry-After``: connect error, our own timeout, 5xx, 429,
+  breaker open, bulkhead full) or ``DeadlineExceeded`` (504: the *request's* budget, not our
+  per-call timeout, ran out). A per-call timeout is a 503, not a 504, on purpose: the upstream
+  is too slow to be useful, the caller may try again; a 504 tells it its own budget is spent.
+- With ``fallback``, those problems are handed to it instead and its response is returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypedDict, Unpack
+
+import httpx
+
+from common.context import (
+    DEADLINE_HEADER,
+    REQUEST_ID_HEADER,
+    TRACEPARENT_HEADER,
+    TraceContext,
+    current_deadline,
+    current_trace,
+    request_id_var,
+)
+from common.errors import DeadlineExceeded, ProblemError, UpstreamUnavailable
+from common.http.breaker import BreakerPolicy, BreakerStateName, CircuitBreaker, CircuitOpen
+from common.http.bulkhead import Bulkhead, BulkheadFull
+from common.http.retry import RETRYABLE_STATUSES, RetryBudget, RetryPolicy, parse_retry_after
+from common.metrics import UPSTREAM_CALLS, UPSTREAM_RETRIES
+
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+
+Outcome = Literal[
+    "success", "client_error", "error", "timeout", "rejected_open", "rejected_bulkhead", "deadline"
+]
+# Gets the problem we would have raised (to log it or mark the result degraded) and returns a
+# stand-in response, e.g. a cached or empty one; ``request`` then always returns a response.
+Fallback = Callable[[ProblemError], Awaitable[httpx.Response]]
+AuthHeaders = Callable[[], Mapping[str, str]]
+
+
+class RequestOptions(TypedDict, total=False):
+    """Keyword arguments shared by ``request`` and the get/post/put/delete shortcuts."""
+
+    json: Any
+    params: Mapping[str, Any] | None
+    headers: Mapping[str, str] | None
+    idempotency_key: str | None
+    fallback: Fallback | None
+
+
+@dataclass(frozen=True)
+class ClientState:
+    """What health endpoints show about one upstream."""
+
+    upstream: str
+    breaker: BreakerStateName
+    in_flight: int
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A failed attempt, kept until we know whether it will be retried."""
+
+    outcome: Outcome
+    detail: str
+    retryable: bool
+    retry_after: float | None = None
+
+
+class ServiceClient:
+    """A pooled, resilient HTTP client for one upstream service. Create one per upstream."""
+
+    def __init__(
+        self,
+        upstream: str,
+        base_url: str,
+        *,
+        caller: str,
+        timeout: float = 2.0,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        max_concurrent: int = 20,
+        auth: AuthHeaders | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.caller = caller
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._auth = auth
+        self._sleep = sleep
+        # Jitter only has to spread retries out, not be unguessable.
+        self._rng = rng or random.Random()  # noqa: S311
+        self._budget = RetryBudget(self.retry.budget_ratio, self.retry.budget_reserve)
+        self._breaker = CircuitBreaker(upstream, breaker, service=caller, clock=clock)
+        self._bulkhead = Bulkhead(upstream, max_concurrent)
+        # The pool is as large as the bulkhead, so calls never queue for a connection unseen.
+        limits = httpx.Limits(max_connections=max_concurrent, max_keepalive_connections=max_concurrent)
+        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout, limits=limits)
+
+    @property
+    def state(self) -> ClientState:
+        """Breaker state and calls in flight, for ``/health/ready``."""
+        return ClientState(self.upstream, self._breaker.state, self._bulkhead.in_flight)
+
+    async def aclose(self) -> None:
+        """Close the connection pool (on application shutdown)."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> ServiceClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def get(self, path: str, **options: Unpack[RequestOptions]) -> httpx.Response:
+        """``request("GET", path, ...)``."""
+        return await self.request("GET", path, **options)
+
+    async def post(self, path: str, **options: Unpack[RequestOptions]) -> httpx.Response:
+        """``request("POST", path, ...)``."""
+        return await self.request("POST", path, **options)
+
+    async def put(self, path: str, **options: Unpack[RequestOptions]) -> httpx.Response:
+        """``request("PUT", path, ...)``."""
+        return await self.request("PUT", path, **options)
+
+    async def delete(self, path: str, **options: Unpack[RequestOptions]) -> httpx.Response:
+        """``request("DELETE", path, ...)``."""
+        return await self.request("DELETE", path, **options)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        fallback: Fallback | None = None,
+    ) -> httpx.Response:
+        """Call the upstream; return its response or raise (or fall back on) a 503/504 problem."""
+        method = method.upper()
+        extra_headers = httpx.Headers(headers)
+        key = idempotency_key or extra_headers.get(IDEMPOTENCY_KEY_HEADER)
+        if key:
+            extra_headers[IDEMPOTENCY_KEY_HEADER] = key
+        self._budget.record_call()
+        try:
+            with self._bulkhead.slot():
+                return await self._attempts(
+                    method,
+                    path,
+                    json=json,
+                    params=params,
+                    headers=extra_headers,
+                    retryable=self.retry.allows(method, key),
+                )
+        except (UpstreamUnavailable, DeadlineExceeded) as exc:
+            if isinstance(exc, BulkheadFull):  # other outcomes were counted where they were known
+                self._count("rejected_bulkhead")
+            if fallback is None:
+                raise
+            return await fallback(exc)
+
+    async def _attempts(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any,
+        params: Mapping[str, Any] | None,
+        headers: httpx.Headers,
+        retryable: bool,
+    ) -> httpx.Response:
+        retries = 0
+        while True:
+            timeout, deadline_binds = self._attempt_timeout()
+            try:
+                permit = self._breaker.admit()
+            except CircuitOpen:
+                self._count("rejected_open")
+                raise
+            try:
+                response = await self._send(method, path, timeout, json, params, headers)
+            except (httpx.TimeoutException, TimeoutError):
+                self._breaker.record(permit, ok=False)
+                if deadline_binds:  # the budget is spent: no retry could help
+                    self._count("deadline")
+                    raise DeadlineExceeded(
+                        f"{self.upstream} did not answer within the request's deadline",
+                        upstream=self.upstream,
+                    ) from None
+                detail = f"{self.upstream} timed out after {timeout:.2f}s"
+                failure = _Failure("timeout", detail, retryable=True)
+            except httpx.TransportError as exc:
+                self._breaker.record(permit, ok=False)
+                # Only a connect error proves the request never arrived; a broken read may not.
+                detail = f"{self.upstream} unreachable: {type(exc).__name__}"
+                failure = _Failure("error", detail, retryable=isinstance(exc, httpx.ConnectError))
+            except BaseException:
+                self._breaker.record(permit, ok=None)  # cancelled (or a bug): no verdict
+                raise
+            else:
+                status = response.status_code
+                self._breaker.record(permit, ok=status < 500)  # 4xx is the caller's fault
+                if status < 500 and status != 429:
+                    self._count("success" if status < 400 else "client_error")
+                    return response
+                retry_after = None
+                if status in (429, 503):
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                detail = f"{self.upstream} answered {status}"
+                failure = _Failure("error", detail, status in RETRYABLE_STATUSES, retry_after)
+
+            delay = self._retry_delay(retries, failure) if retryable else None
+            if delay is None:
+                self._count(failure.outcome)
+                raise UpstreamUnavailable(
+                    failure.detail, upstream=self.upstream, retry_after=failure.retry_after or 1
+                )
+            UPSTREAM_RETRIES.labels(service=self.caller, upstream=self.upstream).inc()
+            await self._sleep(delay)
+            retries += 1
+
+    def _attempt_timeout(self) -> tuple[float, bool]:
+        """This attempt's timeout, and whether the request's deadline (not ours) sets it."""
+        deadline = current_deadline()
+        if deadline is None:
+            return self.timeout, False
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            self._count("deadline")
+            raise DeadlineExceeded(f"no time budget left to call {self.upstream}", upstream=self.upstream)
+        return min(self.timeout, remaining), remaining < self.timeout
+
+    def _retry_delay(self, retries: int, failure: _Failure) -> float | None:
+        """Seconds to wait before the next attempt, or None when there must not be one."""
+        if not failure.retryable or retries + 1 >= self.retry.max_attempts:
+            return None
+        if failure.retry_after is not None:
+            if failure.retry_after > self.retry.max_retry_after:
+                return None
+            delay = failure.retry_after
+        else:
+            delay = self.retry.backoff(retries, self._rng)
+        deadline = current_deadline()
+        if deadline is not None and delay >= deadline.remaining():
+            return None  # the retry could not even start within the caller's budget
+        if self._breaker.state == "open":
+            return None  # it would be refused anyway: don't make the caller wait for that
+        if not self._budget.try_spend():
+            return None
+        return delay
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        limit: float,
+        json: Any,
+        params: Mapping[str, Any] | None,
+        headers: httpx.Headers,
+    ) -> httpx.Response:
+        outgoing = httpx.Headers(headers)
+        outgoing.update(self._context_headers(limit))
+        # httpx's timeouts bound each socket operation; a response trickling in byte by byte
+        # could outlive them. asyncio.timeout bounds the attempt as a whole.
+        async with asyncio.timeout(limit):
+            return await self._http.request(
+                method, path, json=json, params=params, headers=outgoing, timeout=limit
+            )
+
+    def _context_headers(self, limit: float) -> dict[str, str]:
+        """Request id, trace context, the callee's budget and our credentials."""
+        trace = current_trace() or TraceContext.new()
+        headers = {
+            TRACEPARENT_HEADER: trace.child().header(),
+            # The callee's budget is what we will wait for this attempt: never more than ours.
+            DEADLINE_HEADER: str(int(limit * 1000)),
+        }
+        request_id = request_id_var.get()
+        if request_id:
+            headers[REQUEST_ID_HEADER] = request_id
+        if self._auth is not None:
+            headers.update(self._auth())  # per attempt: service tokens are short-lived
+        return headers
+
+    def _count(self, outcome: Outcome) -> None:
+        UPSTREAM_CALLS.labels(service=self.caller, upstream=self.upstream, outcome=outcome).inc()
