@@ -16,7 +16,12 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from common.app_factory import create_service_app
-from common.auth import ServiceAuthenticator, build_service_auth
+from common.auth import (
+    JwksKeyCache,
+    ServiceAuthenticator,
+    UserTokenVerifier,
+    build_service_auth,
+)
 from common.db import Database
 from common.health import ReadinessCheck, database_check, info_check, kafka_check
 from common.http import BreakerPolicy, RetryPolicy, ServiceClient
@@ -47,6 +52,11 @@ class ServiceRuntime:
             settings.service_keys_dir,
             settings.service_shared_secret.get_secret_value(),
             ttl_seconds=settings.service_token_ttl_s,
+        )
+        # Local verification of user tokens from auth's JWKS (cached; survives auth being down).
+        self.jwks = JwksKeyCache(settings.jwks_url)
+        self.user_tokens = UserTokenVerifier(
+            settings.user_token_issuer, settings.user_token_audience, self.jwks
         )
         self.clients: dict[str, ServiceClient] = {}
         self.consumers: list[ConsumerRunner] = []
@@ -146,6 +156,7 @@ class ServiceRuntime:
                 await asyncio.to_thread(self.relay.stop)
             for client in self.clients.values():
                 await client.aclose()
+            await self.jwks.aclose()
             self.db.dispose()
 
     def create_app(
@@ -161,5 +172,10 @@ class ServiceRuntime:
             lifespan=self.lifespan,
             request_timeout_s=self.settings.request_timeout_s,
             max_body_bytes=self.settings.max_body_bytes,
-            state={"runtime": self, "service_auth": self.service_auth, **state},
+            state={
+                "runtime": self,
+                "service_auth": self.service_auth,
+                "user_tokens": self.user_tokens,
+                **state,
+            },
         )

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.paths import run_dir
 
-PLACEHOLDER_SECRET = "dev-only-change-me"  # noqa: S105 (a known placeholder, refused in prod)
+PLACEHOLDER_SECRET = "dev-only-change-me"  # a known placeholder: refused when env=prod
 
 
 class ServiceSettings(BaseSettings):
@@ -36,6 +36,11 @@ class ServiceSettings(BaseSettings):
     service_keys_dir: Path = Field(default_factory=lambda: run_dir() / "keys")
     service_shared_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     service_token_ttl_s: int = Field(default=30, ge=5, le=60)
+
+    # User access tokens are issued by auth and verified locally by everyone from its JWKS.
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    user_token_issuer: str = "auth"
+    user_token_audience: str = "reservations"
 
     # Cap on any incoming request's time budget; callers may only shorten it (X-Deadline-Ms).
     request_timeout_s: float = Field(default=10.0, gt=0)
