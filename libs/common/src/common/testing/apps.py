@@ -32,9 +32,16 @@ def table_names(database_url: str) -> set[str]:
 
 
 @asynccontextmanager
-async def running(create_app: Callable[[S], FastAPI], settings: S) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan started (relay, consumers), and a client talking to it in-process."""
+async def running(
+    create_app: Callable[[S], FastAPI], settings: S, prepare: Callable[[FastAPI], None] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan started (relay, consumers), and a client talking to it in-process.
+
+    ``prepare`` runs on the app before it starts, e.g. ``TestUsers().trust``.
+    """
     app = create_app(settings)
+    if prepare is not None:
+        prepare(app)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
