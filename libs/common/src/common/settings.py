@@ -49,7 +49,8 @@ class ServiceSettings(BaseSettings):
     upstream_max_attempts: int = Field(default=3, ge=1, le=10)
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_reset_timeout_s: float = Field(default=10.0, gt=0)
-    bulkhead_max_concurrent: int = Field(default=20, ge=1)
+    # Calls in flight per upstream before failing fast; above what a healthy upstream ever needs.
+    bulkhead_max_concurrent: int = Field(default=64, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)

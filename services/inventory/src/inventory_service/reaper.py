@@ -1,0 +1,61 @@
+"""The hold reaper: a background thread that expires unconfirmed holds past their TTL."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from inventory_service.service_layer.inventory import InventoryService
+
+log = logging.getLogger(__name__)
+
+
+class HoldReaper:
+    """Every ``interval_s``, release holds nobody confirmed in time (``held -= 1`` per night)."""
+
+    name = "hold-reaper"
+
+    def __init__(self, inventory: InventoryService, *, interval_s: float, batch_size: int = 100) -> None:
+        self._inventory = inventory
+        self._interval_s = interval_s
+        self._batch_size = batch_size
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def healthy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self.last_error is None
+
+    def run_once(self) -> int:
+        """Expire every due hold (in batches); returns how many were expired."""
+        total = 0
+        while not self._stop.is_set():
+            expired = self._inventory.expire_due_holds(self._batch_size)
+            total += expired
+            if expired < self._batch_size:
+                break
+        return total
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.run_once()
+                self.last_error = None
+            except Exception as exc:  # the DB may be locked or down: try again next round
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("hold reaper failed; retrying in %.1f s: %s", self._interval_s, self.last_error)
+            if self._stop.wait(self._interval_s):
+                return
