@@ -1,10 +1,15 @@
 """Auth service settings: environment variables prefixed `AUTH_`."""
 
-from typing import ClassVar
+from pathlib import Path
+from typing import ClassVar, Self
 
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from common.paths import run_dir
 from common.settings import ServiceSettings
+
+DEFAULT_ADMIN_PASSWORD = "admin-password"  # dev/test demo only: the seed refuses it when env=prod
 
 
 class AuthSettings(ServiceSettings):
@@ -15,3 +20,24 @@ class AuthSettings(ServiceSettings):
     port: int = 8001
 
     member_url: str = "http://127.0.0.1:8002"
+
+    # The key signing user access tokens. Its own folder, never the service keys folder:
+    # every .pub there is accepted as a service identity.
+    user_token_keys_dir: Path = Field(default_factory=lambda: run_dir() / "keys" / "user-tokens")
+    access_token_ttl_s: int = Field(default=900, ge=30, le=3600)
+    refresh_token_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)
+
+    # Argon2id cost: tune to the hardware (a login should take well under a second). Tests lower
+    # it; production may not go below OWASP's minimum (19 MiB, 2 passes).
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=65536, ge=1024, le=4 * 1024 * 1024)
+
+    # The demo admin created by `python -m auth_service seed`.
+    admin_email: str = "admin@example.com"
+    admin_password: SecretStr = SecretStr(DEFAULT_ADMIN_PASSWORD)
+
+    @model_validator(mode="after")
+    def _strong_enough_in_prod(self) -> Self:
+        if self.env == "prod" and (self.password_hash_memory_kib < 19456 or self.password_hash_time_cost < 2):
+            raise ValueError("password hashing below OWASP's Argon2id minimum (19 MiB, 2 passes) in prod")
+        return self

@@ -1,0 +1,53 @@
+"""Sign-up, login (OAuth2 password form), refresh and the JWKS."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from auth_service.api.deps import AccountsDep, SessionsDep, TokenIssuerDep
+from auth_service.api.schemas import Jwks, RefreshRequest, SignupRequest, TokenResponse, UserResponse
+from auth_service.service_layer.accounts import TokenPair
+
+router = APIRouter(tags=["auth"])
+
+# RFC 6749 §5.1: responses carrying tokens must not be cached anywhere.
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _tokens(pair: TokenPair, response: Response) -> TokenResponse:
+    response.headers.update(_NO_STORE)
+    return TokenResponse(**asdict(pair))
+
+
+@router.post("/api/v1/auth/signup", status_code=status.HTTP_201_CREATED)
+def signup(body: SignupRequest, accounts: AccountsDep) -> UserResponse:
+    """Create an account (409 if the email is taken, whatever its case)."""
+    account = accounts.signup(body.email, body.password, body.display_name)
+    return UserResponse(**asdict(account))
+
+
+@router.post("/api/v1/auth/token")
+def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], sessions: SessionsDep, response: Response
+) -> TokenResponse:
+    """Log in with email (``username``) and password: an access token and a refresh token."""
+    return _tokens(sessions.login(form.username, form.password), response)
+
+
+@router.post("/api/v1/auth/refresh")
+def refresh(body: RefreshRequest, sessions: SessionsDep, response: Response) -> TokenResponse:
+    """Trade a refresh token for new tokens; the presented one can't be used again."""
+    return _tokens(sessions.refresh(body.refresh_token), response)
+
+
+@router.get("/.well-known/jwks.json")
+def jwks(issuer: TokenIssuerDep, response: Response) -> Jwks:
+    """The public keys that verify access tokens."""
+    # Verifiers cache keys and refetch on an unknown kid; a short shared cache is harmless.
+    response.headers["Cache-Control"] = "public, max-age=300"
+    document: dict[str, Any] = issuer.jwks()
+    return Jwks(keys=document["keys"])

@@ -1,0 +1,44 @@
+"""Licenses: issue (admin), activate a seat, list my activations."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+
+from auth_service.api.deps import LicensingDep
+from auth_service.api.schemas import (
+    ActivateRequest,
+    ActivationList,
+    ActivationResponse,
+    LicenseRequest,
+    LicenseResponse,
+)
+from common.auth import UserPrincipal, current_user, require_role
+
+router = APIRouter(prefix="/api/v1/licenses", tags=["licenses"])
+
+User = Annotated[UserPrincipal, Depends(current_user)]
+Admin = Annotated[UserPrincipal, Depends(require_role("admin"))]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def issue_license(body: LicenseRequest, admin: Admin, licensing: LicensingDep) -> LicenseResponse:
+    """Issue a license with ``seats`` seats; the answer is the only place its key is shown."""
+    issued = licensing.issue(body.product, body.seats, created_by=admin.user_id)
+    return LicenseResponse(**asdict(issued))
+
+
+@router.post("/activate")
+def activate(body: ActivateRequest, user: User, licensing: LicensingDep) -> ActivationResponse:
+    """Take a seat for a machine (the same machine again: its existing activation)."""
+    activation = licensing.activate(user.user_id, body.license_key, body.machine_id)
+    return ActivationResponse(**asdict(activation))
+
+
+@router.get("")
+def my_activations(user: User, licensing: LicensingDep) -> ActivationList:
+    """The activations I made."""
+    items = [ActivationResponse(**asdict(a)) for a in licensing.activations_of(user.user_id)]
+    return ActivationList(items=items)

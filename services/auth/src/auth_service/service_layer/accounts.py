@@ -1,0 +1,188 @@
+"""Accounts (sign-up, user lookup) and sessions (login, refresh-token rotation)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from auth_service.adapters import repositories as repo
+from auth_service.adapters.orm import RefreshToken, User
+from auth_service.adapters.passwords import PasswordHasher
+from auth_service.domain.emails import InvalidEmail, normalize_email
+from auth_service.domain.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken, UserNotFound
+from auth_service.domain.refresh_tokens import (
+    RefreshOutcome,
+    RefreshTokenState,
+    decide_refresh,
+    hash_refresh_token,
+    new_refresh_token,
+)
+from auth_service.domain.users import Role, roles_for
+from auth_service.service_layer.clock import Clock, utc_now
+from common.auth import UserTokenIssuer
+from common.db import Database
+from common.messaging import Outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Account:
+    user_id: str
+    email: str
+    display_name: str
+    roles: list[str]
+
+    @classmethod
+    def of(cls, user: User) -> Account:
+        return cls(user.user_id, user.email, user.display_name, roles_for(Role(user.role)))
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    """What a login or refresh answers: a short-lived access token and the next refresh token."""
+
+    access_token: str
+    expires_in: int
+    refresh_token: str
+
+
+class Accounts:
+    """Sign-up and user lookup, each one unit of work."""
+
+    def __init__(
+        self, db: Database, outbox: Outbox, passwords: PasswordHasher, clock: Clock = utc_now
+    ) -> None:
+        self._db = db
+        self._outbox = outbox
+        self._passwords = passwords
+        self._clock = clock
+
+    def signup(self, email: str, password: str, display_name: str, *, role: Role = Role.MEMBER) -> Account:
+        """Create the user and its ``UserRegistered`` event in one transaction (``EmailTaken`` if taken)."""
+        email = normalize_email(email)
+        # Hash before the transaction: Argon2 is slow on purpose and must not hold the write lock.
+        password_hash = self._passwords.hash(password)
+        user = User(
+            user_id=str(uuid.uuid4()),
+            email=email,
+            display_name=display_name,
+            password_hash=password_hash,
+            role=role.value,
+            created_at=self._clock(),
+        )
+        try:
+            with self._db.transaction() as session:
+                if repo.user_by_email(session, email) is not None:
+                    raise EmailTaken()
+                session.add(user)
+                session.flush()
+                self._outbox.add(
+                    session,
+                    "UserRegistered",
+                    key=user.user_id,
+                    payload={
+                        "user_id": user.user_id,
+                        "email": user.email,
+                        "display_name": user.display_name,
+                        "registered_at": user.created_at,
+                    },
+                )
+        except IntegrityError:
+            # Two sign-ups raced past the check (possible on PostgreSQL): the constraint decides.
+            raise EmailTaken() from None
+        log.info("user registered", extra={"user_id": user.user_id, "role": user.role})
+        return Account.of(user)
+
+    def get(self, user_id: str) -> Account:
+        """The account with this id (``UserNotFound`` if none)."""
+        with self._db.read() as session:
+            user = repo.user_by_id(session, user_id)
+            if user is None:
+                raise UserNotFound()
+            return Account.of(user)
+
+    def find_by_email(self, email: str) -> Account | None:
+        """The account with this email (any case), if there is one."""
+        with self._db.read() as session:
+            user = repo.user_by_email(session, normalize_email(email))
+            return Account.of(user) if user is not None else None
+
+
+class Sessions:
+    """Login and refresh: access tokens plus rotating refresh tokens, each one unit of work."""
+
+    def __init__(
+        self,
+        db: Database,
+        passwords: PasswordHasher,
+        tokens: UserTokenIssuer,
+        refresh_ttl: timedelta,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._db = db
+        self._passwords = passwords
+        self._tokens = tokens
+        self._refresh_ttl = refresh_ttl
+        self._clock = clock
+
+    def login(self, email: str, password: str) -> TokenPair:
+        """Tokens for valid credentials; ``InvalidCredentials`` (same answer, same work) otherwise."""
+        try:
+            normalized = normalize_email(email)
+        except InvalidEmail:
+            normalized = None
+        user = None
+        if normalized is not None:
+            with self._db.read() as session:
+                user = repo.user_by_email(session, normalized)
+        if user is None:
+            self._passwords.waste_time(password)
+            raise InvalidCredentials()
+        if not self._passwords.verify(password, user.password_hash):
+            raise InvalidCredentials()
+        with self._db.transaction() as session:
+            return self._issue(session, user, family_id=str(uuid.uuid4()))
+
+    def refresh(self, refresh_token: str) -> TokenPair:
+        """Rotate a refresh token; a consumed one presented again revokes its whole family."""
+        now = self._clock()
+        with self._db.transaction() as session:
+            stored = repo.refresh_token_by_hash(session, hash_refresh_token(refresh_token))
+            if stored is not None:
+                outcome = decide_refresh(
+                    RefreshTokenState(stored.expires_at, stored.used_at, stored.revoked_at), now
+                )
+                if outcome is RefreshOutcome.ROTATE:
+                    stored.used_at = now
+                    return self._issue(session, stored.user, family_id=stored.family_id)
+                if outcome is RefreshOutcome.REUSED:
+                    repo.revoke_family(session, stored.family_id, now)
+                    log.warning(
+                        "refresh token reused: family revoked",
+                        extra={"user_id": stored.user_id, "family_id": stored.family_id},
+                    )
+        # Raised after the block, so the revocation above is committed rather than rolled back.
+        raise InvalidRefreshToken()
+
+    def _issue(self, session: Session, user: User, *, family_id: str) -> TokenPair:
+        refresh_token = new_refresh_token()
+        now = self._clock()
+        session.add(
+            RefreshToken(
+                token_hash=hash_refresh_token(refresh_token),
+                family_id=family_id,
+                user_id=user.user_id,
+                issued_at=now,
+                expires_at=now + self._refresh_ttl,
+                used_at=None,
+                revoked_at=None,
+            )
+        )
+        access_token = self._tokens.issue(user.user_id, roles_for(Role(user.role)))
+        return TokenPair(access_token, self._tokens.ttl_seconds, refresh_token)
