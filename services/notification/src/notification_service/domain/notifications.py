@@ -1,0 +1,128 @@
+"""Notifications: which mail each event deserves, and how a failing mail is retried.
+
+Pure rules, no I/O: the service layer records notifications, the sender delivers them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+# A notification's life: recorded "pending" in the same transaction as the event's dedup row;
+# the sender claims it ("sending", committed) BEFORE talking to SMTP, then marks it "sent" —
+# or back to "pending" for a retry, or "failed" when retrying can't help or is exhausted.
+PENDING = "pending"
+SENDING = "sending"
+SENT = "sent"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Contact:
+    """The member's contact details as this service last heard them (event-carried state)."""
+
+    member_id: str
+    email: str
+    display_name: str | None
+    version: int
+
+    @property
+    def greeting_name(self) -> str:
+        return self.display_name or self.email.partition("@")[0] or "there"
+
+    def superseded_by(self, incoming_version: int) -> bool:
+        """Only a newer version replaces this copy: a late, older event never wins."""
+        return incoming_version > self.version
+
+
+# UserRegistered carries the state member stores as version 1; MemberUpdated carries 2, 3, ...
+REGISTERED_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Mail:
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One mail for one event (``event_id`` is unique: one event, one notification)."""
+
+    notification_id: str
+    event_id: str
+    event_type: str
+    member_id: str
+    recipient: str
+    subject: str
+    body: str
+    status: str
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+    last_error: str | None = None
+
+
+def welcome(contact: Contact) -> Mail:
+    return Mail(
+        subject="Welcome to Reservations",
+        body=(
+            f"Hello {contact.greeting_name},\n\n"
+            "your account is ready. You can now reserve rooms and activate your licenses.\n"
+        ),
+    )
+
+
+def _stay(event: Mapping[str, Any]) -> str:
+    return f"room {event['room_id']}, {event['check_in'].isoformat()} to {event['check_out'].isoformat()}"
+
+
+def reservation_confirmed(contact: Contact, event: Mapping[str, Any]) -> Mail:
+    nights = event["nights"]
+    return Mail(
+        subject=f"Reservation confirmed: {_stay(event)}",
+        body=(
+            f"Hello {contact.greeting_name},\n\n"
+            f"your reservation {event['reservation_id']} is confirmed: {_stay(event)} "
+            f"({nights} night{'s' if nights != 1 else ''}).\n"
+        ),
+    )
+
+
+def reservation_cancelled(contact: Contact, event: Mapping[str, Any]) -> Mail:
+    return Mail(
+        subject=f"Reservation cancelled: {_stay(event)}",
+        body=(
+            f"Hello {contact.greeting_name},\n\n"
+            f"your reservation {event['reservation_id']} ({_stay(event)}) is cancelled.\n"
+        ),
+    )
+
+
+def license_activated(contact: Contact, event: Mapping[str, Any]) -> Mail:
+    # The event carries no license key, and neither does the mail.
+    return Mail(
+        subject=f"License activated: {event['product']} on {event['machine_id']}",
+        body=(
+            f"Hello {contact.greeting_name},\n\n"
+            f"a seat of your {event['product']} license is now active on machine "
+            f"{event['machine_id']} (activation {event['activation_id']}).\n"
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff for failed mail, then give up."""
+
+    max_attempts: int
+    base_s: float
+    cap_s: float
+
+    def next_attempt(self, attempts: int, now: datetime) -> datetime | None:
+        """When to try again after ``attempts`` failed tries; None when it is time to give up."""
+        if attempts >= self.max_attempts:
+            return None
+        return now + timedelta(seconds=min(self.cap_s, self.base_s * 2 ** (attempts - 1)))

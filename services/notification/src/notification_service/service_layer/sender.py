@@ -1,0 +1,194 @@
+"""The mail sender: a background thread that delivers queued notifications, each at most once.
+
+For each due notification:
+1. **claim** it — ``pending`` → ``sending``, attempts + 1 — and COMMIT;
+2. talk to SMTP, outside any transaction (never hold SQLite's write lock on the network);
+3. record the outcome: ``sent``; or back to ``pending`` with a later ``next_attempt_at``
+   (transient failure, attempts left); or ``failed`` (refused for good, or out of attempts).
+
+Claim-before-send is the "never two mails" guarantee: a crash between 1 and 3 leaves the
+notification in ``sending``, which is never picked up again — at-most-once, and visible
+(status in ``GET /api/v1/notifications``, the ``mail`` readiness detail, a warning at start)
+for an operator to check and re-queue. A ``failed`` notification is the mail's dead letter:
+logged at ERROR with its error, counted in ``mails_total{outcome="failed"}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from typing import Any, Protocol
+
+from prometheus_client import Counter
+
+from common.db import Database
+from notification_service.adapters.repository import NotificationRepository
+from notification_service.domain.notifications import (
+    FAILED,
+    PENDING,
+    SENDING,
+    SENT,
+    Notification,
+    RetryPolicy,
+)
+from notification_service.service_layer.notifications import Clock, utc_now
+
+log = logging.getLogger(__name__)
+
+MAILS = Counter(
+    "mails_total", "Mail delivery attempts by outcome (sent, retry, failed)", ["service", "outcome"]
+)
+
+
+class Mailer(Protocol):
+    def send(self, notification: Notification) -> None:
+        """Deliver, or raise; an exception with ``permanent = True`` means don't retry."""
+
+
+class MailSender:
+    """Delivers due notifications from a background thread (``wake()`` after each new one)."""
+
+    name = "mail-sender"
+
+    def __init__(
+        self,
+        db: Database,
+        mailer: Mailer,
+        retry: RetryPolicy,
+        *,
+        service: str = "notification",
+        poll_interval: float = 1.0,
+        batch_size: int = 50,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._db = db
+        self._mailer = mailer
+        self._retry = retry
+        self._service = service
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.counts: dict[str, int] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        """Look for due mail now rather than at the next poll."""
+        self._wake.set()
+
+    def status(self) -> dict[str, Any]:
+        """For the readiness report (no I/O: figures from the last round)."""
+        running = self._thread is not None and self._thread.is_alive()
+        return {"running": running, "error": self.last_error, **self.counts}
+
+    # -- the work --------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Attempt every notification that is due now; returns how many were attempted."""
+        attempted = 0
+        while not self._stop.is_set():
+            with self._db.read() as session:
+                due = NotificationRepository(session).due(self._clock(), self._batch_size)
+            for notification_id in due:
+                if self._stop.is_set():
+                    break
+                attempted += self._deliver(notification_id)
+            if len(due) < self._batch_size:
+                break
+        with self._db.read() as session:
+            self.counts = NotificationRepository(session).count_by_status()
+        return attempted
+
+    def _deliver(self, notification_id: str) -> int:
+        with self._db.transaction() as session:
+            notification = NotificationRepository(session).claim(notification_id)
+        if notification is None:
+            return 0  # another sender got it
+        try:
+            self._mailer.send(notification)
+        except Exception as exc:
+            self._failed(notification, exc)
+        else:
+            self._finish(notification, SENT, sent_at=self._clock())
+            MAILS.labels(self._service, "sent").inc()
+            log.info("mail %s (%s) sent", notification.notification_id, notification.event_type)
+        return 1
+
+    def _failed(self, notification: Notification, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        retry_at = None
+        if not getattr(exc, "permanent", False):
+            retry_at = self._retry.next_attempt(notification.attempts, self._clock())
+        if retry_at is None:
+            self._finish(notification, FAILED, error=error)
+            MAILS.labels(self._service, "failed").inc()
+            log.error(
+                "mail %s for event %s (%s) failed after %d attempt(s), not retried: %s",
+                notification.notification_id, notification.event_id, notification.event_type,
+                notification.attempts, error,
+            )  # fmt: skip
+            return
+        # Jitter spreads the retries of many mails that failed together (the server was down).
+        retry_at -= (retry_at - self._clock()) * random.uniform(0, 0.5)  # noqa: S311 - not crypto
+        self._finish(notification, PENDING, next_attempt_at=retry_at, error=error)
+        MAILS.labels(self._service, "retry").inc()
+        log.warning(
+            "mail %s (%s) attempt %d failed, retrying at %s: %s",
+            notification.notification_id, notification.event_type, notification.attempts,
+            retry_at.isoformat(timespec="seconds"), error,
+        )  # fmt: skip
+
+    def _finish(self, notification: Notification, status: str, **outcome: Any) -> None:
+        # If recording the outcome fails (DB down), the row stays "sending": not re-sent.
+        with self._db.transaction() as session:
+            NotificationRepository(session).finish(notification.notification_id, status, **outcome)
+
+    def _run(self) -> None:
+        self._warn_about_interrupted_sends()
+        failures = 0
+        while not self._stop.is_set():
+            self._wake.clear()  # before reading: a commit during the round wakes the next one
+            try:
+                self.run_once()
+            except Exception as exc:  # the DB is locked or down: wait and try again
+                failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if failures == 1:
+                    log.warning("mail sender failed, retrying: %s", self.last_error)
+                self._stop.wait(min(30.0, self._poll_interval * 2**failures))
+                continue
+            failures, self.last_error = 0, None
+            self._wake.wait(self._poll_interval)
+
+    def _warn_about_interrupted_sends(self) -> None:
+        try:
+            with self._db.read() as session:
+                interrupted = NotificationRepository(session).count_by_status().get(SENDING, 0)
+        except Exception as exc:
+            log.debug("cannot count interrupted sends yet: %s", exc)
+            return
+        if interrupted:
+            log.warning(
+                "%d notification(s) were being sent when the service stopped; they may or may not "
+                "have been delivered and are NOT re-sent automatically (at most one mail per event). "
+                "Check the mail server, then set status back to 'pending' to re-send.",
+                interrupted,
+            )
