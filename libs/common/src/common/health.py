@@ -88,6 +88,7 @@ def info_check(name: str, read: Callable[[], Any]) -> ReadinessCheck:
     """A non-critical check that just reports a value (breaker states, outbox backlog)."""
 
     async def run() -> CheckResult:
-        return CheckResult(True, read())
+        # In a thread: some reads query the database (the outbox backlog), never on the loop.
+        return CheckResult(True, await asyncio.to_thread(read))
 
     return ReadinessCheck(name, run, critical=False)

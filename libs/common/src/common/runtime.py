@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI
 
@@ -27,6 +27,18 @@ from common.health import ReadinessCheck, database_check, info_check, kafka_chec
 from common.http import BreakerPolicy, RetryPolicy, ServiceClient
 from common.messaging import AvroCodec, ConsumerRunner, Handler, MessagingTables, Outbox, OutboxRelay
 from common.settings import ServiceSettings
+
+
+class Worker(Protocol):
+    """A service's own background thread (a reaper, a mail sender): started and stopped with the app."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def status(self) -> Any:
+        """What ``/health/ready`` shows for it (informational)."""
+        ...
 
 
 class ServiceRuntime:
@@ -60,6 +72,7 @@ class ServiceRuntime:
         )
         self.clients: dict[str, ServiceClient] = {}
         self.consumers: list[ConsumerRunner] = []
+        self.workers: dict[str, Worker] = {}
         self._outbox: Outbox | None = None
         self.relay: OutboxRelay | None = None
 
@@ -115,6 +128,10 @@ class ServiceRuntime:
         self.consumers.append(runner)
         return runner
 
+    def add_worker(self, name: str, worker: Worker) -> None:
+        """Run ``worker`` with the app (after the relay and consumers start, stopped before them)."""
+        self.workers[name] = worker
+
     # -- the app ---------------------------------------------------------------------------------
 
     def readiness_checks(self) -> list[ReadinessCheck]:
@@ -137,6 +154,8 @@ class ServiceRuntime:
                     lambda: {c.name: {"healthy": c.healthy, "error": c.last_error} for c in self.consumers},
                 )
             )
+        for name, worker in self.workers.items():
+            checks.append(info_check(name, worker.status))
         return checks
 
     @asynccontextmanager
@@ -146,10 +165,14 @@ class ServiceRuntime:
             self.relay.start()
         for consumer in self.consumers:
             consumer.start()
+        for worker in self.workers.values():
+            worker.start()
         try:
             yield
         finally:
             # Threads are joined off the event loop so a slow Kafka close can't stall shutdown.
+            for worker in self.workers.values():
+                await asyncio.to_thread(worker.stop)
             for consumer in self.consumers:
                 await asyncio.to_thread(consumer.stop)
             if self.relay is not None:

@@ -4,18 +4,31 @@ from fastapi import FastAPI
 
 from common.runtime import ServiceRuntime
 from gateway_service.adapters.orm import messaging
+from gateway_service.adapters.rate_limit import RateLimiter
+from gateway_service.adapters.upstreams import RawBodyTransport
+from gateway_service.api import dashboard
+from gateway_service.api.proxy import build_router
 from gateway_service.settings import GatewaySettings
 
 
 def build_app(settings: GatewaySettings) -> FastAPI:
     """Wire the gateway service from its settings."""
     runtime = ServiceRuntime(settings, tables=messaging, uses_kafka=False)
-    runtime.client("auth", settings.auth_url)
-    runtime.client("member", settings.member_url)
-    runtime.client("room", settings.room_url)
-    runtime.client("inventory", settings.inventory_url)
-    runtime.client("notification", settings.notification_url)
+    upstreams = {
+        name: runtime.client(
+            name, url, transport=RawBodyTransport(max_connections=settings.bulkhead_max_concurrent)
+        )
+        for name, url in settings.upstream_urls().items()
+    }
     return runtime.create_app(
-        title="Gateway service",
-        description="The public door: routes /api/v1 to the owning service, checks tokens, limits rates.",
+        title="Reservations API (gateway)",
+        description=(
+            "The public API of the reservation & license system. The gateway routes each call to "
+            "the service that owns it, checks access tokens, limits rates, and serves the "
+            "dashboard aggregate. Log in with **Authorize** (POST /api/v1/auth/token)."
+        ),
+        routers=[build_router(), dashboard.router],
+        settings=settings,
+        upstreams=upstreams,
+        rate_limiter=RateLimiter(settings.rate_limit),
     )

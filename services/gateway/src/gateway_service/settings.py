@@ -1,7 +1,9 @@
 """Gateway service settings: environment variables prefixed `GATEWAY_`."""
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
+import limits
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import ServiceSettings
@@ -19,3 +21,39 @@ class GatewaySettings(ServiceSettings):
     room_url: str = "http://127.0.0.1:8003"
     inventory_url: str = "http://127.0.0.1:8004"
     notification_url: str = "http://127.0.0.1:8005"
+
+    # Requests per user (verified token `sub`), else per client IP, in a moving window
+    # (`limits` notation: "600/minute", "20/second"). Generous: one user may fire 40 concurrent
+    # reservations in the e2e tests, and every anonymous caller on this machine shares one IP.
+    rate_limit: str = "600/minute"
+    # Each dashboard part gets this long; a part that can't answer in time is left out.
+    dashboard_part_timeout_s: float = Field(default=1.5, gt=0)
+
+    # Overrides of the platform defaults, for the edge: timeouts cascade (gateway > service >
+    # its dependencies), so one attempt may last longer here than a service waits for its own
+    # upstreams; and every public request passes here, so the bulkhead per upstream is wider.
+    upstream_timeout_s: float = Field(default=5.0, gt=0)
+    bulkhead_max_concurrent: int = Field(default=100, ge=1)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        limits.parse(value)  # ValueError names the bad notation
+        return value
+
+    @model_validator(mode="after")
+    def _jwks_from_auth(self) -> Self:
+        # Auth serves the keys: follow GATEWAY_AUTH_URL unless GATEWAY_JWKS_URL says otherwise.
+        if "jwks_url" not in self.model_fields_set:
+            self.jwks_url = self.auth_url.rstrip("/") + "/.well-known/jwks.json"
+        return self
+
+    def upstream_urls(self) -> dict[str, str]:
+        """Base URL of every service the gateway routes to, by name."""
+        return {
+            "auth": self.auth_url,
+            "member": self.member_url,
+            "room": self.room_url,
+            "inventory": self.inventory_url,
+            "notification": self.notification_url,
+        }

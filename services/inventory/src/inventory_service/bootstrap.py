@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
 
-from common.health import ReadinessCheck, info_check
 from common.messaging import topic_for
 from common.runtime import ServiceRuntime
 from inventory_service.adapters.orm import messaging
@@ -21,45 +17,14 @@ from inventory_service.service_layer.inventory import InventoryService
 from inventory_service.settings import InventorySettings
 
 
-class InventoryRuntime(ServiceRuntime):
-    """The platform's runtime plus the hold reaper, started and stopped with the app.
-
-    (The platform runtime has no hook for a service's own background workers yet; this
-    subclass adds one, around the runtime's own lifespan.)
-    """
-
-    def __init__(self, settings: InventorySettings) -> None:
-        super().__init__(settings, tables=messaging)
-        self.reaper: HoldReaper | None = None
-
-    def readiness_checks(self) -> list[ReadinessCheck]:
-        checks = super().readiness_checks()
-        if self.reaper is not None:
-            reaper = self.reaper
-            checks.append(
-                info_check("reaper", lambda: {"healthy": reaper.healthy, "error": reaper.last_error})
-            )
-        return checks
-
-    @asynccontextmanager
-    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        async with super().lifespan(app):
-            if self.reaper is not None:
-                self.reaper.start()
-            try:
-                yield
-            finally:
-                if self.reaper is not None:
-                    await asyncio.to_thread(self.reaper.stop)
-
-
 def build_app(settings: InventorySettings, *, clock: Clock = utc_now) -> FastAPI:
     """Wire the inventory service from its settings (``clock`` is injectable for tests)."""
-    runtime = InventoryRuntime(settings)
+    runtime = ServiceRuntime(settings, tables=messaging)
     inventory = InventoryService(runtime.db, hold_ttl=timedelta(seconds=settings.hold_ttl_s), clock=clock)
-    runtime.reaper = HoldReaper(
+    reaper = HoldReaper(
         inventory, interval_s=settings.reaper_interval_s, batch_size=settings.reaper_batch_size
     )
+    runtime.add_worker("reaper", reaper)
     runtime.add_consumer("reservations", [topic_for("ReservationCreated")], reservation_handlers(inventory))
     return runtime.create_app(
         title="Inventory service",

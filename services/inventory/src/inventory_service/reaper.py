@@ -39,6 +39,10 @@ class HoldReaper:
     def healthy(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and self.last_error is None
 
+    def status(self) -> dict[str, object]:
+        """For /health/ready."""
+        return {"healthy": self.healthy, "error": self.last_error}
+
     def run_once(self) -> int:
         """Expire every due hold (in batches); returns how many were expired."""
         total = 0

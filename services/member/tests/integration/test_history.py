@@ -10,10 +10,9 @@ import httpx
 from sqlalchemy import func, select
 
 from common.db import Database
+from common.testing.events import EventPublisher, eventually
 from common.testing.tokens import TestUsers
 from member_service.adapters.orm import HistoryRow
-
-from ..conftest import Events, eventually
 
 
 def history_rows(db: Database, member_id: str) -> int:
@@ -22,7 +21,7 @@ def history_rows(db: Database, member_id: str) -> int:
 
 
 async def test_history_is_kept_even_when_events_arrive_before_the_profile(
-    client: httpx.AsyncClient, users: TestUsers, events: Events, db: Database
+    client: httpx.AsyncClient, users: TestUsers, events: EventPublisher, db: Database
 ) -> None:
     member_id = str(uuid.uuid4())
     reservation_id, activation_id, license_id = (str(uuid.uuid4()) for _ in range(3))

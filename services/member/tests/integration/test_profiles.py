@@ -13,11 +13,10 @@ from sqlalchemy import func, select
 
 from common.db import Database
 from common.messaging import AvroCodec, Envelope, topic_for
+from common.testing.events import EventPublisher, eventually
 from common.testing.tokens import TestUsers
 from member_service.adapters.orm import MemberRow, messaging
 from member_service.service_layer.members import register_member
-
-from ..conftest import Events, eventually
 
 
 def registered(user_id: str, email: str, name: str | None = "Ann Example") -> dict[str, Any]:
@@ -61,7 +60,7 @@ def member_updates(bootstrap: str, codec: AvroCodec, member_id: str, count: int)
 
 
 async def test_user_registered_creates_one_active_profile(
-    client: httpx.AsyncClient, users: TestUsers, events: Events, db: Database
+    client: httpx.AsyncClient, users: TestUsers, events: EventPublisher, db: Database
 ) -> None:
     user_id = str(uuid.uuid4())
     headers = users.headers(user_id)
@@ -91,7 +90,7 @@ async def test_user_registered_creates_one_active_profile(
 
 
 async def test_display_name_falls_back_to_the_address(
-    client: httpx.AsyncClient, users: TestUsers, events: Events
+    client: httpx.AsyncClient, users: TestUsers, events: EventPublisher
 ) -> None:
     user_id = str(uuid.uuid4())
     events.publish("UserRegistered", user_id, registered(user_id, "bea@example.com", None))

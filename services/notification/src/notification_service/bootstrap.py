@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
-from common.health import ReadinessCheck, info_check
 from common.messaging import topic_for
 from common.runtime import ServiceRuntime
 from notification_service.adapters.orm import messaging
@@ -26,39 +21,6 @@ from notification_service.service_layer.sender import MailSender
 from notification_service.settings import NotificationSettings
 
 
-class NotificationRuntime(ServiceRuntime):
-    """The platform's runtime plus the mail sender, started and stopped with the app.
-
-    (The platform runtime has no hook for a service's own background workers yet.)
-    """
-
-    def __init__(self, settings: NotificationSettings, mailer: SmtpMailer, clock: Clock) -> None:
-        super().__init__(settings, tables=messaging)
-        retry = RetryPolicy(
-            settings.mail_max_attempts, settings.mail_backoff_base_s, settings.mail_backoff_cap_s
-        )
-        self.sender = MailSender(
-            self.db,
-            mailer,
-            retry,
-            service=self.service,
-            poll_interval=settings.mail_poll_interval_s,
-            clock=clock,
-        )
-
-    def readiness_checks(self) -> list[ReadinessCheck]:
-        return [*super().readiness_checks(), info_check("mail", self.sender.status)]
-
-    @asynccontextmanager
-    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        async with super().lifespan(app):
-            self.sender.start()
-            try:
-                yield
-            finally:
-                await asyncio.to_thread(self.sender.stop)
-
-
 def build_app(settings: NotificationSettings, *, clock: Clock = utc_now) -> FastAPI:
     """Wire the notification service from its settings."""
     mailer = SmtpMailer(
@@ -70,8 +32,18 @@ def build_app(settings: NotificationSettings, *, clock: Clock = utc_now) -> Fast
         username=settings.smtp_username,
         password=settings.smtp_password.get_secret_value(),
     )
-    runtime = NotificationRuntime(settings, mailer, clock)
-    notifier = Notifier(clock, on_queued=runtime.sender.wake)
+    runtime = ServiceRuntime(settings, tables=messaging)
+    retry = RetryPolicy(settings.mail_max_attempts, settings.mail_backoff_base_s, settings.mail_backoff_cap_s)
+    sender = MailSender(
+        runtime.db,
+        mailer,
+        retry,
+        service=runtime.service,
+        poll_interval=settings.mail_poll_interval_s,
+        clock=clock,
+    )
+    runtime.add_worker("mail", sender)
+    notifier = Notifier(clock, on_queued=sender.wake)
     runtime.add_consumer("users", [topic_for("UserRegistered")], user_handlers(notifier))
     runtime.add_consumer("members", [topic_for("MemberUpdated")], member_handlers(notifier))
     runtime.add_consumer("reservations", [topic_for("ReservationCreated")], reservation_handlers(notifier))

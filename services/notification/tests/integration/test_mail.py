@@ -10,12 +10,13 @@ import httpx
 from sqlalchemy import select
 
 from common.db import Database
+from common.testing.events import EventPublisher, eventually
 from common.testing.tokens import TestUsers
 from notification_service.adapters.orm import NotificationRow, messaging
 from notification_service.settings import NotificationSettings
 from stack.smtp_sink import SmtpSink
 
-from ..conftest import Events, StartApp, consumer_metric, eventually, mails_to
+from ..conftest import StartApp, consumer_metric, mails_to
 
 NOW = datetime(2030, 1, 2, 10, 0, tzinfo=UTC)
 
@@ -59,7 +60,7 @@ async def notifications(client: httpx.AsyncClient, users: TestUsers, member_id: 
 
 
 async def test_welcome_mail_is_sent_once_even_when_the_event_is_delivered_twice(
-    client: httpx.AsyncClient, sink: SmtpSink, users: TestUsers, events: Events
+    client: httpx.AsyncClient, sink: SmtpSink, users: TestUsers, events: EventPublisher
 ) -> None:
     member_id, email = new_member()
     duplicates_before = consumer_metric("messages_duplicate_total", "notification.users", "auth.users")
@@ -104,7 +105,7 @@ async def test_welcome_mail_is_sent_once_even_when_the_event_is_delivered_twice(
 
 
 async def test_an_older_member_update_never_overwrites_a_newer_contact_copy(
-    client: httpx.AsyncClient, sink: SmtpSink, users: TestUsers, events: Events, db: Database
+    client: httpx.AsyncClient, sink: SmtpSink, users: TestUsers, events: EventPublisher, db: Database
 ) -> None:
     member_id, email = new_member()
 
@@ -140,7 +141,7 @@ async def test_an_older_member_update_never_overwrites_a_newer_contact_copy(
 
 
 async def test_reservation_and_license_events_mail_the_member_once_each(
-    client: httpx.AsyncClient, sink: SmtpSink, users: TestUsers, events: Events
+    client: httpx.AsyncClient, sink: SmtpSink, users: TestUsers, events: EventPublisher
 ) -> None:
     member_id, email = new_member()
     events.publish("UserRegistered", member_id, registered(member_id, email))
@@ -203,7 +204,11 @@ async def test_reservation_and_license_events_mail_the_member_once_each(
 
 
 async def test_mail_is_retried_while_smtp_is_down_then_sent_exactly_once(
-    client: httpx.AsyncClient, settings: NotificationSettings, users: TestUsers, events: Events, db: Database
+    client: httpx.AsyncClient,
+    settings: NotificationSettings,
+    users: TestUsers,
+    events: EventPublisher,
+    db: Database,
 ) -> None:
     member_id, email = new_member()
     events.publish("UserRegistered", member_id, registered(member_id, email))
@@ -231,7 +236,7 @@ async def test_mail_is_retried_while_smtp_is_down_then_sent_exactly_once(
 
 
 async def test_an_event_waits_for_the_contact_copy_then_mails_once(
-    client: httpx.AsyncClient, sink: SmtpSink, events: Events
+    client: httpx.AsyncClient, sink: SmtpSink, events: EventPublisher
 ) -> None:
     member_id, email = new_member()
     reservation_id = str(uuid.uuid4())
@@ -258,7 +263,7 @@ async def test_an_event_waits_for_the_contact_copy_then_mails_once(
 
 
 async def test_refused_mail_fails_and_events_without_a_contact_are_dead_lettered(
-    start: StartApp, settings: NotificationSettings, sink: SmtpSink, users: TestUsers, events: Events
+    start: StartApp, settings: NotificationSettings, sink: SmtpSink, users: TestUsers, events: EventPublisher
 ) -> None:
     impatient = settings.model_copy(update={"mail_max_attempts": 3, "consumer_max_attempts": 2})
     group, topic = "notification.licenses", "auth.licenses"

@@ -1,0 +1,128 @@
+"""The routed public API: one FastAPI route per row of the routing table, all served by ``forward``.
+
+Declaring each endpoint (rather than one catch-all) gives 404/405 for everything else for free,
+and a ``/docs`` that lists the real public API with its parameters and bodies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from common.errors import PROBLEM_JSON
+from common.http import ServiceClient
+from gateway_service.adapters.upstreams import forwarding
+from gateway_service.api.guard import authenticated_user, public_caller
+from gateway_service.domain.routes import (
+    FORWARDED_REQUEST_HEADERS,
+    FORWARDED_RESPONSE_HEADERS,
+    IDEMPOTENCY_KEY_HEADER,
+    ROUTES,
+    Route,
+)
+
+_PATH_PARAM = re.compile(r"{(\w+)}")
+_NON_WORD = re.compile(r"\W+")
+_PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
+
+
+async def forward(request: Request, route: Route) -> Response:
+    """Send the request to the owning service; hand its answer back as it is."""
+    client: ServiceClient = request.app.state.upstreams[route.upstream]
+    # The raw path: the service decodes it exactly as if the client had called it directly.
+    path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+    if request.url.query:
+        path = f"{path}?{request.url.query}"
+    headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
+    body = await request.body()  # bounded by the platform's body limit (413)
+    with forwarding(body):
+        # With the client's Idempotency-Key the ServiceClient may retry a POST; without, never.
+        answer = await client.request(
+            request.method,
+            path,
+            headers=headers,
+            idempotency_key=request.headers.get(IDEMPOTENCY_KEY_HEADER) or None,
+        )
+    passed = {name: answer.headers[name] for name in FORWARDED_RESPONSE_HEADERS if name in answer.headers}
+    return Response(
+        answer.content,
+        status_code=answer.status_code,
+        headers=passed,
+        media_type=answer.headers.get("content-type"),
+    )
+
+
+def _endpoint(route: Route) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        return await forward(request, route)
+
+    endpoint.__doc__ = f"Routed to the {route.upstream} service."
+    return endpoint
+
+
+def _openapi_extra(route: Route) -> dict[str, Any]:
+    """Parameters and body for ``/docs``: the handler reads none of them, it forwards them all."""
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PATH_PARAM.findall(route.path)
+    ]
+    parameters += [
+        {"name": name, "in": "query", "required": True, "schema": {"type": "string"}} for name in route.query
+    ]
+    parameters += [
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+        for name in route.headers
+    ]
+    extra: dict[str, Any] = {"parameters": parameters} if parameters else {}
+    if route.json_example is not None:
+        extra["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}, "example": route.json_example}},
+        }
+    elif route.form_fields:
+        schema = {
+            "type": "object",
+            "properties": {name: {"type": "string"} for name in route.form_fields},
+            "required": list(route.form_fields),
+        }
+        extra["requestBody"] = {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+        }
+    return extra
+
+
+def _responses(route: Route) -> dict[int | str, dict[str, Any]]:
+    responses: dict[int | str, dict[str, Any]] = {
+        route.status: {"description": "Success: the service's answer"},
+        429: {"description": "Rate limit exceeded (see Retry-After)", **_PROBLEM},
+        503: {"description": "The service is unavailable (see Retry-After)", **_PROBLEM},
+        504: {"description": "The service did not answer within the deadline", **_PROBLEM},
+    }
+    if not route.public:
+        responses[401] = {"description": "No valid access token", **_PROBLEM}
+    return responses
+
+
+def build_router() -> APIRouter:
+    """One route per public endpoint of the routing table."""
+    router = APIRouter()
+    for route in ROUTES:
+        guard = public_caller if route.public else authenticated_user
+        router.add_api_route(
+            route.path,
+            _endpoint(route),
+            methods=[route.method],
+            status_code=route.status,  # for /docs: the answer is the service's, status included
+            summary=route.summary,
+            tags=[route.upstream],
+            dependencies=[Depends(guard)],
+            response_class=Response,
+            responses=_responses(route),
+            openapi_extra=_openapi_extra(route),
+            operation_id=f"{route.method.lower()}_{_NON_WORD.sub('_', route.path).strip('_')}",
+        )
+    return router
