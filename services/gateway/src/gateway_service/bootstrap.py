@@ -5,7 +5,6 @@ from fastapi import FastAPI
 from common.runtime import ServiceRuntime
 from gateway_service.adapters.orm import messaging
 from gateway_service.adapters.rate_limit import RateLimiter
-from gateway_service.adapters.upstreams import RawBodyTransport
 from gateway_service.api import dashboard
 from gateway_service.api.proxy import build_router
 from gateway_service.settings import GatewaySettings
@@ -14,10 +13,10 @@ from gateway_service.settings import GatewaySettings
 def build_app(settings: GatewaySettings) -> FastAPI:
     """Wire the gateway service from its settings."""
     runtime = ServiceRuntime(settings, tables=messaging, uses_kafka=False)
+    # A proxy passes a service's problems on: a 5xx problem+json (room: "member is down") is the
+    # service's answer, not an outage of it: returned as is, not retried, no strike on its breaker.
     upstreams = {
-        name: runtime.client(
-            name, url, transport=RawBodyTransport(max_connections=settings.bulkhead_max_concurrent)
-        )
+        name: runtime.client(name, url, problems_are_answers=True)
         for name, url in settings.upstream_urls().items()
     }
     return runtime.create_app(

@@ -115,6 +115,21 @@ async def test_failing_and_odd_answers_are_missing_parts(client, upstreams, user
     assert body["degraded"] is True
 
 
+async def test_a_services_problem_leaves_its_part_out(client, upstreams, users):
+    serve_parts(upstreams)
+    member_down = {"type": "x", "title": "Service Unavailable", "status": 503, "detail": "member is down"}
+    upstreams["room"].answer("GET", "/api/v1/reservations", (503, member_down, {"Retry-After": "7"}))
+
+    response = await client.get("/api/v1/dashboard", headers=users.headers("u1"))
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["missing"] == ["reservations"]
+    assert body["reservations"] is None
+    assert body["profile"] == PROFILE
+    assert body["degraded"] is True
+
+
 async def test_no_profile_yet_is_an_answer_not_a_failure(client, upstreams, users):
     serve_parts(upstreams, skip="member")
     upstreams["member"].answer("GET", "/api/v1/members/me", (404, {"status": 404, "title": "Not Found"}))

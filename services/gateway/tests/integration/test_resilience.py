@@ -47,9 +47,8 @@ async def test_service_slower_than_the_gateway_budget_is_504(gateway_with, upstr
 
 async def test_post_with_idempotency_key_is_retried_after_a_transient_failure(client, upstreams, users):
     created = {"reservation_id": "r1", "status": "confirmed"}
-    upstreams["room"].answer(
-        "POST", "/api/v1/reservations", (503, {"status": 503}, {"Retry-After": "0"}), (201, created)
-    )
+    # A bare 503 (no problem document): the service did not answer, e.g. a proxy in front of it.
+    upstreams["room"].answer("POST", "/api/v1/reservations", (503, b"", {"Retry-After": "0"}), (201, created))
 
     response = await client.post(
         "/api/v1/reservations", json={}, headers={**users.headers("u1"), "Idempotency-Key": "key-1"}
@@ -64,15 +63,47 @@ async def test_post_with_idempotency_key_is_retried_after_a_transient_failure(cl
 
 
 async def test_post_without_idempotency_key_is_sent_once(client, upstreams):
-    upstreams["auth"].answer(
-        "POST", "/api/v1/auth/signup", (503, {"status": 503}, {"Retry-After": "0"}), (201, {})
-    )
+    upstreams["auth"].answer("POST", "/api/v1/auth/signup", (503, b"", {"Retry-After": "0"}), (201, {}))
 
     response = await client.post("/api/v1/auth/signup", json={"email": "a@example.com"})
 
     assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["upstream"] == "auth"  # the gateway's own problem
     assert "Retry-After" in response.headers
     assert len(upstreams["auth"].requests("/api/v1/auth/signup")) == 1
+
+
+async def test_a_services_5xx_problem_passes_through_and_never_opens_the_breaker(
+    client, gateway, upstreams, users
+):
+    # Member is down; room is fine and says so in its own problem, with its own Retry-After.
+    member_down = {
+        "type": "https://reservations.example/problems/upstream-unavailable",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": "member unreachable: ConnectError",
+        "upstream": "member",
+        "request_id": "from-room",
+    }
+    upstreams["room"].answer("GET", "/api/v1/reservations", (503, member_down, {"Retry-After": "7"}))
+    upstreams["room"].answer("GET", "/api/v1/rooms", (200, {"items": []}))
+    token = users.headers("u1")
+    threshold = gateway.settings.breaker_failure_threshold
+
+    answers = [await client.get("/api/v1/reservations", headers=token) for _ in range(10)]
+    after = await client.get("/api/v1/rooms")
+
+    assert threshold < 10  # enough answers to have opened the breaker, were they failures
+    for response in answers:
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json() == member_down  # room's problem, detail and all, not the gateway's
+        assert response.headers["Retry-After"] == "7"
+    assert len(upstreams["room"].requests("/api/v1/reservations")) == 10  # an answer: no retries
+    assert gateway.app.state.upstreams["room"].state.breaker == "closed"
+    assert after.status_code == 200  # the other room routes kept working
+    assert after.json() == {"items": []}
 
 
 async def test_service_error_becomes_a_503_problem_without_its_details(client, upstreams):

@@ -10,12 +10,26 @@ What the caller sees:
 
 - 2xx/3xx and 4xx (except 429) responses are returned: a 404 or 409 is an answer, and the caller
   knows what it means for its own API.
-- Everything else raises a problem, after retries where safe:
-  ``UpstreamUnavailable`` (503 with ``Retry-After``: connect error, our own timeout, 5xx, 429,
-  breaker open, bulkhead full) or ``DeadlineExceeded`` (504: the *request's* budget, not our
+- Everything else (but see ``problems_are_answers`` below) raises a problem, after retries where
+  safe: ``UpstreamUnavailable`` (503 with ``Retry-After``: connect error, our own timeout, 5xx,
+  429, breaker open, bulkhead full) or ``DeadlineExceeded`` (504: the *request's* budget, not our
   per-call timeout, ran out). A per-call timeout is a 503, not a 504, on purpose: the upstream
   is too slow to be useful, the caller may try again; a 504 tells it its own budget is spent.
 - With ``fallback``, those problems are handed to it instead and its response is returned.
+
+Options worth knowing:
+
+- ``content=`` (per call) sends bytes as they are, e.g. a body a proxy passes on unread; like
+  ``json=`` it is sent again on every retry attempt. The two are mutually exclusive.
+- ``problems_are_answers=True`` (per client) returns a 5xx response whose content type is
+  ``application/problem+json`` (503 and 504 included) to the caller unchanged: not retried, not
+  raised, and a *success* for the circuit breaker. Such a problem proves the upstream is alive
+  and reporting a failure further down (room saying "member is down", with its own
+  ``Retry-After``); a proxy must pass that on, not turn it into an outage of its own and open its
+  breaker to a healthy upstream. Counted as outcome ``upstream_problem``. Non-problem 5xx,
+  connect errors, timeouts and 429 still behave as above. The flip side: the breaker then only
+  guards against an upstream that is unreachable, slow or not speaking problems, so use it where
+  the caller passes answers on (the gateway), not where it would act on a failed dependency.
 """
 
 from __future__ import annotations
@@ -25,6 +39,8 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
+from ssl import SSLContext
 from typing import Any, Literal, TypedDict, Unpack
 
 import httpx
@@ -38,7 +54,7 @@ from common.context import (
     current_trace,
     request_id_var,
 )
-from common.errors import DeadlineExceeded, ProblemError, UpstreamUnavailable
+from common.errors import PROBLEM_JSON, DeadlineExceeded, ProblemError, UpstreamUnavailable
 from common.http.breaker import BreakerPolicy, BreakerStateName, CircuitBreaker, CircuitOpen
 from common.http.bulkhead import Bulkhead, BulkheadFull
 from common.http.retry import RETRYABLE_STATUSES, RetryBudget, RetryPolicy, parse_retry_after
@@ -47,7 +63,14 @@ from common.metrics import UPSTREAM_CALLS, UPSTREAM_RETRIES
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 Outcome = Literal[
-    "success", "client_error", "error", "timeout", "rejected_open", "rejected_bulkhead", "deadline"
+    "success",
+    "client_error",
+    "upstream_problem",
+    "error",
+    "timeout",
+    "rejected_open",
+    "rejected_bulkhead",
+    "deadline",
 ]
 # Gets the problem we would have raised (to log it or mark the result degraded) and returns a
 # stand-in response, e.g. a cached or empty one; ``request`` then always returns a response.
@@ -59,6 +82,7 @@ class RequestOptions(TypedDict, total=False):
     """Keyword arguments shared by ``request`` and the get/post/put/delete shortcuts."""
 
     json: Any
+    content: bytes | None
     params: Mapping[str, Any] | None
     headers: Mapping[str, str] | None
     idempotency_key: str | None
@@ -84,6 +108,17 @@ class _Failure:
     retry_after: float | None = None
 
 
+@cache
+def _tls() -> SSLContext:
+    """httpx's default TLS settings, loaded once: the CA bundle takes tens of ms per client."""
+    return httpx.create_ssl_context()
+
+
+def _is_problem(response: httpx.Response) -> bool:
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.split(";", 1)[0].strip().lower() == PROBLEM_JSON
+
+
 class ServiceClient:
     """A pooled, resilient HTTP client for one upstream service. Create one per upstream."""
 
@@ -98,6 +133,7 @@ class ServiceClient:
         breaker: BreakerPolicy | None = None,
         max_concurrent: int = 20,
         auth: AuthHeaders | None = None,
+        problems_are_answers: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -107,6 +143,7 @@ class ServiceClient:
         self.caller = caller
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
+        self.problems_are_answers = problems_are_answers
         self._auth = auth
         self._sleep = sleep
         # Jitter only has to spread retries out, not be unguessable.
@@ -116,7 +153,9 @@ class ServiceClient:
         self._bulkhead = Bulkhead(upstream, max_concurrent)
         # The pool is as large as the bulkhead, so calls never queue for a connection unseen.
         limits = httpx.Limits(max_connections=max_concurrent, max_keepalive_connections=max_concurrent)
-        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout, limits=limits)
+        self._http = httpx.AsyncClient(
+            base_url=base_url, transport=transport, timeout=timeout, limits=limits, verify=_tls()
+        )
 
     @property
     def state(self) -> ClientState:
@@ -155,12 +194,15 @@ class ServiceClient:
         path: str,
         *,
         json: Any = None,
+        content: bytes | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
         fallback: Fallback | None = None,
     ) -> httpx.Response:
         """Call the upstream; return its response or raise (or fall back on) a 503/504 problem."""
+        if json is not None and content is not None:
+            raise ValueError("pass either json= or content=, not both")
         method = method.upper()
         extra_headers = httpx.Headers(headers)
         key = idempotency_key or extra_headers.get(IDEMPOTENCY_KEY_HEADER)
@@ -173,6 +215,7 @@ class ServiceClient:
                     method,
                     path,
                     json=json,
+                    content=content,
                     params=params,
                     headers=extra_headers,
                     retryable=self.retry.allows(method, key),
@@ -190,6 +233,7 @@ class ServiceClient:
         path: str,
         *,
         json: Any,
+        content: bytes | None,
         params: Mapping[str, Any] | None,
         headers: httpx.Headers,
         retryable: bool,
@@ -203,7 +247,7 @@ class ServiceClient:
                 self._count("rejected_open")
                 raise
             try:
-                response = await self._send(method, path, timeout, json, params, headers)
+                response = await self._send(method, path, timeout, json, content, params, headers)
             except (httpx.TimeoutException, TimeoutError):
                 self._breaker.record(permit, ok=False)
                 if deadline_binds:  # the budget is spent: no retry could help
@@ -224,6 +268,10 @@ class ServiceClient:
                 raise
             else:
                 status = response.status_code
+                if status >= 500 and self.problems_are_answers and _is_problem(response):
+                    self._breaker.record(permit, ok=True)  # alive, and reporting a failure
+                    self._count("upstream_problem")
+                    return response
                 self._breaker.record(permit, ok=status < 500)  # 4xx is the caller's fault
                 if status < 500 and status != 429:
                     self._count("success" if status < 400 else "client_error")
@@ -280,6 +328,7 @@ class ServiceClient:
         path: str,
         limit: float,
         json: Any,
+        content: bytes | None,
         params: Mapping[str, Any] | None,
         headers: httpx.Headers,
     ) -> httpx.Response:
@@ -289,7 +338,13 @@ class ServiceClient:
         # could outlive them. asyncio.timeout bounds the attempt as a whole.
         async with asyncio.timeout(limit):
             return await self._http.request(
-                method, path, json=json, params=params, headers=outgoing, timeout=limit
+                method,
+                path,
+                json=json,
+                content=content,
+                params=params,
+                headers=outgoing,
+                timeout=limit,
             )
 
     def _context_headers(self, limit: float) -> dict[str, str]:

@@ -14,7 +14,6 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from common.errors import PROBLEM_JSON
 from common.http import ServiceClient
-from gateway_service.adapters.upstreams import forwarding
 from gateway_service.api.guard import authenticated_user, public_caller
 from gateway_service.domain.routes import (
     FORWARDED_REQUEST_HEADERS,
@@ -38,14 +37,16 @@ async def forward(request: Request, route: Route) -> Response:
         path = f"{path}?{request.url.query}"
     headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
     body = await request.body()  # bounded by the platform's body limit (413)
-    with forwarding(body):
-        # With the client's Idempotency-Key the ServiceClient may retry a POST; without, never.
-        answer = await client.request(
-            request.method,
-            path,
-            headers=headers,
-            idempotency_key=request.headers.get(IDEMPOTENCY_KEY_HEADER) or None,
-        )
+    # The body byte for byte (a form, JSON, even malformed JSON: the service judges it), sent
+    # again on a retry. With the client's Idempotency-Key a POST may be retried; without, never.
+    # A service's own problem (also a 5xx one) comes back as an answer and is passed on as is.
+    answer = await client.request(
+        request.method,
+        path,
+        content=body or None,
+        headers=headers,
+        idempotency_key=request.headers.get(IDEMPOTENCY_KEY_HEADER) or None,
+    )
     passed = {name: answer.headers[name] for name in FORWARDED_RESPONSE_HEADERS if name in answer.headers}
     return Response(
         answer.content,
