@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from common.auth.keys import JWT_ALGORITHM, PublicKeyStore, check_service_name
 from common.errors import Unauthorized
 
-# Names, not secrets (hence the noqa for ruff's password check).
-SERVICE_TOKEN_HEADER = "X-Service-Token"  # noqa: S105
-SERVICE_TOKEN_SCHEME = "ServiceToken"  # noqa: S105 - named by WWW-Authenticate on a 401
+# Header and scheme names, not secrets.
+SERVICE_TOKEN_HEADER = "X-Service-Token"
+SERVICE_TOKEN_SCHEME = "ServiceToken"
 MAX_SERVICE_TOKEN_TTL = 60
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "jti"]
 

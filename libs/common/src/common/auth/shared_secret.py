@@ -14,10 +14,10 @@ from common.auth.keys import check_service_name
 from common.auth.service_tokens import ServiceIdentity
 from common.errors import Unauthorized
 
-# Names, not secrets (hence the noqa for ruff's password check).
-SERVICE_SECRET_HEADER = "X-Service-Secret"  # noqa: S105
+# Header and scheme names, not secrets.
+SERVICE_SECRET_HEADER = "X-Service-Secret"
 SERVICE_NAME_HEADER = "X-Service-Name"
-SERVICE_SECRET_SCHEME = "ServiceSecret"  # noqa: S105 - named by WWW-Authenticate on a 401
+SERVICE_SECRET_SCHEME = "ServiceSecret"
 MIN_SECRET_LENGTH = 16
 
 
