@@ -2,6 +2,7 @@
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import ServiceSettings
@@ -16,3 +17,19 @@ class RoomSettings(ServiceSettings):
 
     member_url: str = "http://127.0.0.1:8002"
     inventory_url: str = "http://127.0.0.1:8004"
+
+    # Per-attempt timeouts of the synchronous checks. Kept below the gateway's so our 503
+    # (with Retry-After) reaches the user before the gateway gives up on us; the request's
+    # deadline (X-Deadline-Ms) bounds every attempt and retry further.
+    member_timeout_s: float = Field(default=1.0, gt=0)
+    # A hold is a write transaction on inventory's side and may queue behind others.
+    inventory_timeout_s: float = Field(default=2.0, gt=0)
+    # Budget of the compensating "release the hold" call, separate from the request's
+    # (which may be what ran out).
+    release_hold_timeout_s: float = Field(default=2.0, gt=0)
+    # Calls in flight per upstream before failing fast (platform default 20): a burst of
+    # reservations for one room (the e2e fires 40 at once) must reach inventory and get its
+    # 409s, not our bulkhead's 503s. Each call is short and bounded by the timeouts above.
+    bulkhead_max_concurrent: int = Field(default=64, ge=1)
+    # Retry-After of the 409 for a member whose profile is not created yet (UserRegistered in flight).
+    member_profile_retry_after_s: int = Field(default=2, ge=1)
