@@ -1,0 +1,312 @@
+"""``stack up | down | status | logs``: run the whole system locally (see ``make up``)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import FrameType
+
+from stack.kafka import KafkaSetupError, KafkaStartError, default_run_dir
+from stack.runner import (
+    STACK_PID_FILE,
+    Stack,
+    StackError,
+    StackInterrupted,
+    down,
+    echo,
+    owns_pid,
+    port_open,
+    probe,
+    read_pid,
+    read_state,
+    write_runner_pid,
+)
+from stack.services import HOST, SERVICE_NAMES, spec
+
+
+def _run_dir(arg: Path | None) -> Path:
+    if arg is not None:
+        return arg.resolve()
+    env = os.environ.get("RUN_DIR")
+    return Path(env).resolve() if env else default_run_dir()
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    lines = [
+        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join("  " + line for line in lines)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------- up
+
+
+def _try_line(gateway: str) -> str:
+    # Sign-up is the first flow of the walkthrough; it needs nothing seeded.
+    return (
+        f"curl -s -X POST {gateway}/api/v1/auth/signup -H 'Content-Type: application/json' "
+        """-d '{"email": "ada@example.com", "password": "correct-horse-battery", "display_name": "Ada"}'"""
+    )
+
+
+def _print_green(stack: Stack, took: float) -> None:
+    gateway = stack.url("gateway") if "gateway" in stack.service_names else None
+    echo()
+    echo(f"All green in {took:.1f} s.")
+    echo()
+    echo(_table(("service", "url", "pid", "ready"), stack.summary_rows()))
+    echo()
+    if gateway is not None:
+        echo(f"  Gateway:   {gateway}")
+        echo(f"  API docs:  {gateway}/docs")
+    echo(f"  Kafka:     {stack.bootstrap_servers}")
+    echo(f"  Mailbox:   {_rel(stack.mailbox_path)}")
+    echo(f"  Logs:      {_rel(stack.logs_dir)}/<name>.log   (make logs)")
+    if gateway is not None:
+        echo(f"  Try:       {_try_line(gateway)}")
+    echo()
+    echo("Watching the processes. Ctrl-C here, or `make down` in another terminal, stops everything.")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start everything, wait for green, then supervise until Ctrl-C / SIGTERM / ``stack down``."""
+    run_dir = _run_dir(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    echo(f"stack: run folder {_rel(run_dir)}")
+    try:
+        pid_file = write_runner_pid(run_dir)
+    except StackError as exc:
+        echo(f"error: {exc}", err=True)
+        return 1
+    stack: Stack | None = None
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stack is None or stack.stopping:
+            return  # already stopping in order; a second Ctrl-C must not cut that short
+        if not stack.stop_requested:
+            echo(f"\n{signal.Signals(signum).name} received: stopping the stack …")
+        stack.request_stop()
+        if stack.in_blocking_call:
+            raise KeyboardInterrupt  # Kafka start-up or Maven cannot poll for the request
+
+    # SIGHUP: the terminal was closed; stop in order rather than die and orphan the children.
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, on_signal) for sig in handled}
+    try:
+        stack = Stack(
+            run_dir,
+            kafka_port=args.kafka_port,
+            kafka_controller_port=args.kafka_controller_port,
+            base_port=args.base_port,
+            smtp_port=args.smtp_port,
+            services=args.services or None,
+            log_level=args.log_level,
+        )
+        try:
+            took = stack.start(timeout=args.timeout)
+        except (StackInterrupted, KeyboardInterrupt):
+            echo("stopped before the stack was green")
+            return 0
+        except (StackError, KafkaSetupError, KafkaStartError, TimeoutError) as exc:
+            echo(f"\nerror: {exc}", err=True)
+            if stack.spawned_any:
+                echo(f"everything started was stopped again; logs are in {_rel(stack.logs_dir)}", err=True)
+            return 1
+        _print_green(stack, took)
+        with contextlib.suppress(KeyboardInterrupt):  # a signal while Kafka restarts
+            stack.watch(restart=not args.no_restart)
+        return 0
+    finally:
+        if stack is not None:
+            stack.close()
+        if read_pid(pid_file) == os.getpid():
+            pid_file.unlink(missing_ok=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# --------------------------------------------------------------------------- down / status
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    """Stop the stack of this run folder, from any terminal; also cleans up after a killed runner."""
+    down(_run_dir(args.run_dir), timeout=args.timeout)
+    return 0
+
+
+def _live_pid(run_dir: Path, name: str) -> str:
+    path = run_dir / "pids" / f"{name}.pid"
+    pid = read_pid(path)
+    return str(pid) if pid is not None and owns_pid(pid, name, path) else "-"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print each service's readiness (from its health endpoint); exit 0 only when all are ready."""
+    run_dir = _run_dir(args.run_dir)
+    state = read_state(run_dir) or {}
+    base_port = int(state.get("base_port", args.base_port))
+    kafka_port = int(state.get("kafka_port", args.kafka_port))
+    smtp_port = int(state.get("smtp_port", args.smtp_port))
+    names = list(state.get("services", {})) or list(SERVICE_NAMES)
+    urls = {n: f"http://{HOST}:{spec(n).port(base_port)}" for n in names}
+
+    runner = read_pid(run_dir / STACK_PID_FILE)
+    if runner is not None and owns_pid(runner, "stack", run_dir / STACK_PID_FILE):
+        echo(f"stack runner: pid {runner} (run folder {_rel(run_dir)})")
+    else:
+        echo(f"stack runner: not running (run folder {_rel(run_dir)})")
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        results = dict(zip(names, pool.map(lambda n: probe(urls[n]), names), strict=True))
+    rows = [(n, urls[n], _live_pid(run_dir, n), results[n].detail) for n in names]
+    rows.append(
+        (
+            "kafka",
+            f"{HOST}:{kafka_port}",
+            _live_pid(run_dir, "kafka"),
+            "listening" if port_open(kafka_port) else "not listening",
+        )
+    )
+    rows.append(
+        (
+            "smtp sink",
+            f"smtp://{HOST}:{smtp_port}",
+            _live_pid(run_dir, "smtp"),
+            "listening" if port_open(smtp_port) else "not listening",
+        )
+    )
+    echo(_table(("service", "url", "pid", "ready"), rows))
+    ready = sum(r.ready for r in results.values())
+    echo(f"\n{ready}/{len(names)} services ready")
+    return 0 if ready == len(names) else 1
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    """Print the last lines of the logs, then follow them (like ``tail -F``), each line prefixed."""
+    logs_dir = _run_dir(args.run_dir) / "logs"
+    if args.names:
+        paths = [logs_dir / f"{name}.log" for name in args.names]
+    else:
+        paths = sorted(logs_dir.glob("*.log"))
+    if not paths:
+        echo(f"no logs yet in {_rel(logs_dir)} (start the stack with `make up`)")
+        return 0
+    width = max(len(p.stem) for p in paths)
+    try:
+        offsets = {path: _print_last(path, path.stem.ljust(width), args.lines) for path in paths}
+        sys.stdout.flush()
+        while args.follow:
+            for path in paths:
+                offsets[path] = _follow_one(path, offsets[path], path.stem.ljust(width))
+            sys.stdout.flush()
+            time.sleep(0.3)
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:  # `stack logs | head`: the reader is gone, so are we
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _print_last(path: Path, prefix: str, lines: int) -> int:
+    """Print the last ``lines`` lines of ``path``; return the offset to follow from."""
+    try:
+        with path.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(size - 256_000, 0))  # logs grow large: only the tail is needed
+            data = fh.read()
+    except OSError:
+        return 0
+    end = data.rfind(b"\n") + 1
+    for line in data[:end].decode("utf-8", "replace").splitlines()[-lines:] if lines > 0 else []:
+        print(f"{prefix} | {line}")
+    return size - (len(data) - end)
+
+
+def _follow_one(path: Path, offset: int, prefix: str) -> int:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return 0
+    if size < offset:
+        offset = 0  # truncated or replaced (`make clean`): start again from the top
+    if size == offset:
+        return offset
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        chunk = fh.read()
+    # Print only complete lines; keep a partial last line for the next round.
+    end = chunk.rfind(b"\n") + 1
+    for line in chunk[:end].decode("utf-8", "replace").splitlines():
+        print(f"{prefix} | {line}")
+    return offset + end
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stack", description=__doc__)
+    parser.add_argument("--run-dir", type=Path, default=None, help="default: $RUN_DIR or <repo>/.run")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def ports(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--base-port", type=int, default=8000, help="gateway port; others follow (default 8000)"
+        )
+        p.add_argument("--kafka-port", type=int, default=9092)
+        p.add_argument("--smtp-port", type=int, default=1025)
+
+    up = sub.add_parser("up", help="start Kafka, the SMTP sink and the services; Ctrl-C stops all")
+    ports(up)
+    up.add_argument("--kafka-controller-port", type=int, default=None, help="default: Kafka port + 1")
+    up.add_argument("--timeout", type=float, default=90.0, help="seconds to get green (default 90)")
+    up.add_argument("--no-restart", action="store_true", help="report crashed processes, don't restart")
+    up.add_argument("--log-level", default="INFO")
+    up.add_argument("--services", nargs="+", choices=SERVICE_NAMES, help="run only these services")
+    up.set_defaults(func=cmd_up)
+
+    dn = sub.add_parser("down", help="stop the running stack (from any terminal)")
+    dn.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the runner")
+    dn.set_defaults(func=cmd_down)
+
+    st = sub.add_parser("status", help="readiness of every service")
+    ports(st)
+    st.set_defaults(func=cmd_status)
+
+    lg = sub.add_parser("logs", help="show and follow the logs")
+    lg.add_argument("names", nargs="*", help="e.g. room kafka smtp (default: all)")
+    lg.add_argument("-n", "--lines", type=int, default=20)
+    lg.add_argument("--no-follow", dest="follow", action="store_false")
+    lg.set_defaults(func=cmd_logs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``stack`` command."""
+    args = _parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The service catalogue: which services the stack runs, on which ports, with which environment.
+
+Every service is a package ``<name>_service`` run as ``python -m <name>_service migrate|serve``
+and configured from environment variables prefixed ``<NAME>_`` (see ``common.settings``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service of the system: its name and its port offset from the stack's base port."""
+
+    name: str
+    offset: int
+
+    @property
+    def package(self) -> str:
+        """The import name, e.g. ``room_service``."""
+        return f"{self.name}_service"
+
+    @property
+    def env_prefix(self) -> str:
+        """The settings prefix, e.g. ``ROOM_``."""
+        return f"{self.name.upper()}_"
+
+    def port(self, base_port: int) -> int:
+        """The port this service listens on when the stack's base port is ``base_port``."""
+        return base_port + self.offset
+
+    def command(self, python: str, action: str) -> list[str]:
+        """``[python, -m, <package>, <action>]`` for ``migrate`` or ``serve``."""
+        return [python, "-m", self.package, action]
+
+    def is_installed(self) -> bool:
+        """True when ``python -m <package>`` can run (package and ``__main__`` importable)."""
+        try:
+            return importlib.util.find_spec(f"{self.package}.__main__") is not None
+        except ModuleNotFoundError:
+            return False
+
+
+# Order is the order of the status table and of the default ports (8000 + offset).
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("gateway", 0),
+    ServiceSpec("auth", 1),
+    ServiceSpec("member", 2),
+    ServiceSpec("room", 3),
+    ServiceSpec("inventory", 4),
+    ServiceSpec("notification", 5),
+)
+SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)
+BY_NAME: Mapping[str, ServiceSpec] = {s.name: s for s in SERVICES}
+
+# Used only while ``common.messaging.topics`` (the single source of truth) is not importable.
+FALLBACK_TOPICS: tuple[str, ...] = ("auth.licenses", "auth.users", "member.members", "room.reservations")
+
+
+def spec(name: str) -> ServiceSpec:
+    """The catalogue entry for ``name``; ``KeyError`` names the known services."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown service {name!r}; known: {', '.join(SERVICE_NAMES)}") from None
+
+
+def all_topics() -> list[str]:
+    """Every event topic the system uses (without ``.dlq`` twins)."""
+    try:
+        module = importlib.import_module("common.messaging.topics")
+    except ImportError:
+        return list(FALLBACK_TOPICS)
+    topics = getattr(module, "ALL_TOPICS", None)
+    if not topics:
+        return list(FALLBACK_TOPICS)
+    return [str(t) for t in topics]
+
+
+def service_env(
+    service: ServiceSpec,
+    *,
+    base_port: int,
+    run_dir: Path,
+    bootstrap_servers: str,
+    smtp_port: int,
+    log_level: str = "INFO",
+    services: Sequence[ServiceSpec] = SERVICES,
+) -> dict[str, str]:
+    """The environment variables the stack sets for one service (on top of the caller's env).
+
+    Peer URLs are set for every other service, used or not, so a service can start calling a
+    new peer without the runner changing. The database URL is left to the service's default
+    (a SQLite file under ``$RUN_DIR/data``) unless the caller's environment overrides it.
+    """
+    p = service.env_prefix
+    env = {
+        "RUN_DIR": str(run_dir),
+        f"{p}HOST": HOST,
+        f"{p}PORT": str(service.port(base_port)),
+        f"{p}KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        f"{p}LOG_LEVEL": log_level,
+        # Logs go to a file: unbuffered so `stack logs` and crash tails show the last lines.
+        "PYTHONUNBUFFERED": "1",
+    }
+    for peer in services:
+        if peer.name != service.name:
+            env[f"{p}{peer.name.upper()}_URL"] = f"http://{HOST}:{peer.port(base_port)}"
+    if service.name == "notification":
+        env[f"{p}SMTP_HOST"] = HOST
+        env[f"{p}SMTP_PORT"] = str(smtp_port)
+    return env
