@@ -72,6 +72,7 @@ async def test_created_reservation_event_hold_and_stored_answer_go_together(worl
     assert payload["check_in"] == CHECK_IN
     assert payload["nights"] == 2
     assert payload["member_id"] == member_id
+    assert payload["room_name"] == "Garden Single"  # ReservationCreated v2: the booked room's name
 
 
 async def test_a_retry_replays_the_stored_answer_without_asking_anyone(world: World) -> None:
@@ -182,7 +183,7 @@ async def test_a_bug_while_storing_releases_the_hold_and_propagates(
 ) -> None:
     member_id = world.new_member()
     # A payload the contract refuses (a bug, not an outage): the outbox rejects it at write time.
-    monkeypatch.setattr(events, "reservation_created", lambda reservation: {"reservation_id": "x"})
+    monkeypatch.setattr(events, "reservation_created", lambda reservation, room: {"reservation_id": "x"})
     with pytest.raises(SchemaViolation):
         await reserve(world, member_id)
     assert world.inventory.releases == [reservation_id_for(member_id, "key-1")]

@@ -10,7 +10,7 @@ import pytest
 from common.messaging import AvroCodec
 from room_service.api.schemas import ReservationOut, present_reservation
 from room_service.domain import events
-from room_service.domain.model import Reservation, ReservationStatus, Stay, reservation_id_for
+from room_service.domain.model import Reservation, ReservationStatus, Room, Stay, reservation_id_for
 
 NOW = datetime(2030, 5, 10, 9, 30, 0, 250000, tzinfo=UTC)
 
@@ -43,10 +43,11 @@ def test_cancel_once_then_nothing_changes() -> None:
 def test_events_are_valid_against_the_avro_contracts() -> None:
     codec = AvroCodec.from_contracts()
     reservation = a_reservation()
-    created = events.reservation_created(reservation)
+    created = events.reservation_created(reservation, Room("r101", "Garden Single", "Quiet.", 1, 80))
     value, fingerprint, _ = codec.encode(events.RESERVATION_CREATED, created)
     event_type, version, decoded = codec.decode(value, fingerprint)
-    assert (event_type, version) == ("ReservationCreated", 1)
+    assert (event_type, version) == ("ReservationCreated", 2)
+    assert decoded["room_name"] == "Garden Single"
     assert decoded["room_id"] == "r101"
     assert decoded["nights"] == 3
     assert decoded["check_in"] == date(2030, 6, 1)

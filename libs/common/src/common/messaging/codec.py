@@ -125,14 +125,24 @@ def _parse(path: Path, event_type: str, version: int) -> EventSchema:
 
 
 class AvroCodec:
-    """Schemaless Avro binary encoding, validated against the contracts."""
+    """Schemaless Avro binary encoding, validated against the contracts.
 
-    def __init__(self, registry: SchemaRegistry) -> None:
+    ``reader_versions`` pins, per event type, the version payloads are decoded *into* (default:
+    the latest the registry knows). A consumer whose handlers were written for v1 may pin v1:
+    it still reads v2 messages, resolved to v1's shape (Avro forward compatibility).
+    """
+
+    def __init__(self, registry: SchemaRegistry, *, reader_versions: Mapping[str, int] | None = None) -> None:
         self.registry = registry
+        self.reader_versions = dict(reader_versions or {})
+        for event_type, version in self.reader_versions.items():
+            registry.get(event_type, version)  # an unknown pin fails now, not on the first message
 
     @classmethod
-    def from_contracts(cls, contracts_dir: Path | str | None = None) -> AvroCodec:
-        return cls(SchemaRegistry.load(contracts_dir))
+    def from_contracts(
+        cls, contracts_dir: Path | str | None = None, *, reader_versions: Mapping[str, int] | None = None
+    ) -> AvroCodec:
+        return cls(SchemaRegistry.load(contracts_dir), reader_versions=reader_versions)
 
     def encode(
         self, event_type: str, payload: Mapping[str, Any], version: int | None = None
@@ -160,10 +170,11 @@ class AvroCodec:
     def decode(self, data: bytes, fp: str) -> tuple[str, int, dict[str, Any]]:
         """Decode bytes written with schema ``fp``; return ``(event_type, version, payload)``.
 
-        The payload is shaped by the latest schema of the event type (Avro schema resolution).
+        The payload is shaped by the latest schema of the event type, or the pinned one (Avro
+        schema resolution); the version returned is the writer's.
         """
         writer = self.registry.by_fingerprint(fp)
-        reader = self.registry.get(writer.event_type)
+        reader = self.registry.get(writer.event_type, self.reader_versions.get(writer.event_type))
         buffer = io.BytesIO(data)
         try:
             payload = fastavro.schemaless_reader(buffer, writer.parsed, reader.parsed)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from room_service.domain.model import Reservation
+from room_service.domain.model import Reservation, Room
 
 RESERVATION_CREATED = "ReservationCreated"
 RESERVATION_CANCELLED = "ReservationCancelled"
 
 
-def reservation_created(reservation: Reservation) -> dict[str, Any]:
-    """``ReservationCreated`` v1: inventory confirms the hold, member logs it, notification mails."""
+def reservation_created(reservation: Reservation, room: Room) -> dict[str, Any]:
+    """``ReservationCreated`` v2: inventory confirms the hold, member logs it, notification mails."""
     return {
         "reservation_id": reservation.reservation_id,
         "member_id": reservation.member_id,
@@ -20,6 +20,7 @@ def reservation_created(reservation: Reservation) -> dict[str, Any]:
         "check_out": reservation.check_out,
         "nights": reservation.nights,
         "created_at": reservation.created_at,
+        "room_name": room.name,  # since v2
     }
 
 

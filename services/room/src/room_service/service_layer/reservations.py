@@ -42,7 +42,7 @@ from room_service.domain.errors import (
     ReservationNotFound,
     RoomNotFound,
 )
-from room_service.domain.model import Reservation, Stay, reservation_id_for
+from room_service.domain.model import Reservation, Room, Stay, reservation_id_for
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class Reservations:
         # 2. The rules, before anyone else is bothered.
         now = self._clock()
         stay = Stay.requested(check_in, check_out, today=now.date())
-        await asyncio.to_thread(self._require_room, room_id)
+        room = await asyncio.to_thread(self._require_room, room_id)
         reservation = Reservation.confirm(
             reservation_id_for(member_id, idempotency_key), member_id, room_id, stay, now=now
         )
@@ -134,7 +134,9 @@ class Reservations:
         # 4. The reservation, its event and the answer for the key: all or nothing.
         response = StoredResponse(201, self._present(reservation))
         try:
-            await asyncio.to_thread(self._store, reservation, scope, idempotency_key, fingerprint, response)
+            await asyncio.to_thread(
+                self._store, reservation, room, scope, idempotency_key, fingerprint, response
+            )
         except Exception as exc:
             # 5. A twin request won the race (replay its answer), or the store really failed.
             twin = await self._twin_answer(exc, scope, idempotency_key, fingerprint)
@@ -160,10 +162,12 @@ class Reservations:
         with self._db.read() as session:
             return self._idempotency.lookup(session, scope, key, fingerprint)
 
-    def _require_room(self, room_id: str) -> None:
+    def _require_room(self, room_id: str) -> Room:
         with self._db.read() as session:
-            if RoomRepository(session).get(room_id) is None:
-                raise RoomNotFound(room_id)
+            room = RoomRepository(session).get(room_id)
+        if room is None:
+            raise RoomNotFound(room_id)
+        return room
 
     async def _require_active_member(self, member_id: str) -> None:
         standing = await self._members.standing(member_id)
@@ -183,7 +187,13 @@ class Reservations:
             raise IdempotencyKeyReused()
 
     def _store(
-        self, reservation: Reservation, scope: str, key: str, fingerprint: str, response: StoredResponse
+        self,
+        reservation: Reservation,
+        room: Room,
+        scope: str,
+        key: str,
+        fingerprint: str,
+        response: StoredResponse,
     ) -> None:
         with self._db.transaction() as session:
             # The answer first: if a twin request committed it already, this fails right away.
@@ -193,7 +203,7 @@ class Reservations:
                 session,
                 events.RESERVATION_CREATED,
                 key=reservation.reservation_id,
-                payload=events.reservation_created(reservation),
+                payload=events.reservation_created(reservation, room),
             )
 
     async def _twin_answer(self, exc: Exception, scope: str, key: str, fingerprint: str) -> Answer | None:
