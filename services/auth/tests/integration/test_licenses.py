@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select, update
 
 from auth_service.adapters.orm import Activation, License, messaging
+from auth_service.bootstrap import build_token_issuer
 from auth_service.seed import DEMO_LICENSE_KEY, seed
 from auth_service.settings import AuthSettings
 from common.db import Database
@@ -180,3 +181,18 @@ def test_seed_refuses_the_default_admin_password_in_prod_and_short_ones_anywhere
         seed(settings.model_copy(update={"env": "prod"}))
     with pytest.raises(SystemExit, match="AUTH_ADMIN_PASSWORD"):
         seed(settings.model_copy(update={"admin_password": SecretStr("short")}))
+
+
+async def test_a_valid_token_for_a_user_that_does_not_exist_is_refused_not_a_500(
+    api: AuthApi, admin: User, settings: AuthSettings
+) -> None:
+    issued = await issue(api, admin, seats=1)
+    ghost = build_token_issuer(settings).issue("00000000-0000-0000-0000-00000000dead", ["member"])
+    response = await api.client.post(
+        "/api/v1/licenses/activate",
+        json={"license_key": issued["license_key"], "machine_id": "m-ghost"},
+        headers={"Authorization": f"Bearer {ghost}"},
+    )
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert count(settings, select(func.count()).select_from(Activation)) == 0

@@ -19,6 +19,7 @@ from auth_service.domain.licenses import (
 )
 from auth_service.service_layer.clock import Clock, utc_now
 from common.db import Database
+from common.errors import Unauthorized
 from common.messaging import Outbox
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,9 @@ class Licensing:
         activations can never take more seats than the license has.
         """
         with self._db.transaction() as session:
+            if repo.user_by_id(session, user_id) is None:
+                # A valid token for a user that no longer exists: refuse it, don't fail on the FK.
+                raise Unauthorized("the token's user does not exist")
             license_ = repo.license_by_key_for_update(session, normalize_license_key(license_key))
             if license_ is None:
                 raise UnknownLicense()
