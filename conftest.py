@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from stack.kafka import KafkaBroker, default_run_dir, ensure_kafka_libs, free_port
+from stack.kafka import KafkaBroker, default_run_dir, ensure_kafka_libs
+from stack.runner import free_port_block
 
 _KAFKA_FIXTURES = frozenset({"kafka_broker", "kafka_bootstrap"})
 
@@ -33,10 +34,10 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
     test that uses it, and stopped at the end of the session.
     """
     libs = ensure_kafka_libs(default_run_dir())
-    port = free_port()
-    controller_port = free_port()
-    while controller_port == port:
-        controller_port = free_port()
+    # Two consecutive ports below the ephemeral range: an OS-picked port (bind 0) may be taken
+    # by an outgoing connection before the broker binds it.
+    port = free_port_block(2)
+    controller_port = port + 1
     broker = KafkaBroker(
         tmp_path_factory.mktemp("kafka"), port=port, controller_port=controller_port, libs_dir=libs
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -22,6 +23,8 @@ from stack.runner import (
     PortInUseError,
     ProcessHandle,
     Stack,
+    StackError,
+    _seed_report,
     check_ports_free,
     cleanup_leftovers,
     down,
@@ -118,6 +121,43 @@ def test_catalogue_ports_and_env_follow_the_base_port(tmp_path: Path) -> None:
     )
     assert notification["NOTIFICATION_SMTP_PORT"] == "2525"
     assert notification["NOTIFICATION_SMTP_HOST"] == "127.0.0.1"
+
+
+def test_every_service_verifies_user_tokens_with_the_keys_of_this_stack_s_auth(tmp_path: Path) -> None:
+    for name in SERVICE_NAMES:
+        env = service_env(
+            spec(name), base_port=18000, run_dir=tmp_path, bootstrap_servers="x:1", smtp_port=11025
+        )
+        assert env[f"{name.upper()}_JWKS_URL"] == "http://127.0.0.1:18001/.well-known/jwks.json", name
+
+
+def test_the_services_with_demo_data_are_auth_room_and_inventory() -> None:
+    assert [name for name in SERVICE_NAMES if spec(name).seeds] == ["auth", "room", "inventory"]
+
+
+def test_the_seed_report_keeps_what_the_seed_said_and_drops_migration_chatter() -> None:
+    def log(level: str, logger: str, message: str) -> str:
+        return json.dumps({"level": level, "service": "room", "logger": logger, "message": message})
+
+    output = "\n".join(
+        [
+            "--- 2030-01-01 00:00:00 stack: python -m room_service seed",
+            log("INFO", "alembic.runtime.migration", "Context impl SQLiteImpl."),
+            log("INFO", "room_service.service_layer", "a domain INFO line"),
+            log("INFO", "room_service.seed", "seeded rooms: r101"),
+            log("WARNING", "room_service.adapters", "careful"),
+            "auth seed: created admin admin@example.com",
+            "{not json",
+            "",
+        ]
+    )
+
+    assert _seed_report(output) == [
+        "room: seeded rooms: r101",
+        "room: careful",
+        "auth seed: created admin admin@example.com",
+        "{not json",
+    ]
 
 
 def test_topics_come_from_the_common_catalogue() -> None:
@@ -424,3 +464,21 @@ def test_full_stack_goes_green_restarts_one_service_and_leaves_nothing(tmp_path:
     for port in stack.ports().values():
         assert not port_in_use(port), port
     assert any("ready 6/6" in line for line in said)
+    # Seeded before serving, and said so (the e2e tests check the data itself).
+    assert any("auth seed: created admin admin@example.com" in line for line in said), said
+    assert any("room: seeded rooms: r101, r102, r103, r104, r105" in line for line in said), said
+    assert any("inventory: demo data in place" in line for line in said), said
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(240)
+def test_a_failing_seed_stops_the_start_naming_the_seed_and_its_error(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, services=["auth"], env_overrides={"AUTH_ADMIN_PASSWORD": "short"})
+
+    with pytest.raises(StackError, match=r"python -m auth_service seed` failed") as failed:
+        stack.start(timeout=90)
+
+    assert "AUTH_ADMIN_PASSWORD must have at least 8 characters" in str(failed.value)
+    assert not list((tmp_path / "pids").glob("*.pid"))
+    for port in stack.ports().values():
+        assert not port_in_use(port), port

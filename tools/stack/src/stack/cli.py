@@ -57,6 +57,11 @@ def _rel(path: Path) -> str:
 
 # --------------------------------------------------------------------------- up
 
+# What `python -m auth_service seed` creates in dev (services/auth/src/auth_service/seed.py).
+DEMO_ADMIN = "admin@example.com"
+DEFAULT_ADMIN_PASSWORD = "admin-password"
+DEMO_LICENSE = "DEMO-0000-0000-0001"
+
 
 def _try_line(gateway: str) -> str:
     # Sign-up is the first flow of the walkthrough; it needs nothing seeded.
@@ -79,8 +84,12 @@ def _print_green(stack: Stack, took: float) -> None:
     echo(f"  Kafka:     {stack.bootstrap_servers}")
     echo(f"  Mailbox:   {_rel(stack.mailbox_path)}")
     echo(f"  Logs:      {_rel(stack.logs_dir)}/<name>.log   (make logs)")
+    if stack.demo_data and "auth" in stack.service_names:
+        password = "$AUTH_ADMIN_PASSWORD" if os.environ.get("AUTH_ADMIN_PASSWORD") else DEFAULT_ADMIN_PASSWORD
+        echo(f"  Demo:      admin {DEMO_ADMIN} / {password} · license key {DEMO_LICENSE} (3 seats)")
     if gateway is not None:
         echo(f"  Try:       {_try_line(gateway)}")
+        echo('             (the whole walkthrough: README.md, "Try it")')
     echo()
     echo("Watching the processes. Ctrl-C here, or `make down` in another terminal, stops everything.")
 
@@ -118,6 +127,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             smtp_port=args.smtp_port,
             services=args.services or None,
             log_level=args.log_level,
+            demo_data=not args.no_seed,
         )
         try:
             took = stack.start(timeout=args.timeout)
@@ -282,6 +292,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to get green (default 90)")
     up.add_argument("--no-restart", action="store_true", help="report crashed processes, don't restart")
     up.add_argument("--log-level", default="INFO")
+    up.add_argument("--no-seed", action="store_true", help="skip the demo data (admin, license, rooms)")
     up.add_argument("--services", nargs="+", choices=SERVICE_NAMES, help="run only these services")
     up.set_defaults(func=cmd_up)
 

@@ -463,6 +463,43 @@ class _TopicsJob:
             self.done.set()
 
 
+def _read_between(path: Path, start: int, end: int) -> str:
+    """The text of ``path`` from byte ``start`` up to ``end`` (to the end of the file if ``end`` <= start)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(start)
+            data = fh.read(end - start) if end > start else fh.read()
+    except OSError:
+        return ""
+    return data.decode("utf-8", errors="replace")
+
+
+def _seed_report(output: str) -> list[str]:
+    """What a ``seed`` run did, from its output: its printed lines and its own log messages.
+
+    Services log JSON lines: only the seed's own messages and warnings are kept, not the
+    migration chatter (alembic) or the domain's INFO lines; nor the stack's header line.
+    """
+    lines: list[str] = []
+    for raw in output.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("--- "):
+            continue
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                logger, level = str(record.get("logger", "")), str(record.get("level", ""))
+                own = logger.endswith(".seed") or level in ("WARNING", "ERROR", "CRITICAL")
+                if own and record.get("message"):
+                    lines.append(f"{record.get('service', 'seed')}: {record['message']}")
+                continue
+        lines.append(line)
+    return lines
+
+
 @dataclass
 class _Service:
     spec: ServiceSpec
@@ -491,8 +528,11 @@ class Stack:
         log_level: str = "INFO",
         stop_timeout: float = 10.0,
         say: Say | None = echo,
+        demo_data: bool = True,
     ) -> None:
         self.run_dir = Path(run_dir).resolve()
+        self.demo_data = demo_data
+        """Seed the demo data at start (idempotent: a second start adds nothing)."""
         self.base_port = base_port
         self.smtp_port = smtp_port
         self.env_overrides = dict(env_overrides or {})
@@ -587,6 +627,13 @@ class Stack:
     def url(self, name: str) -> str:
         """``http://127.0.0.1:<port>`` of service ``name``."""
         return f"http://{HOST}:{self.port(name)}"
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """A copy of the environment service ``name`` runs with (e.g. to run a second instance
+        of it on another port, with other settings)."""
+        env = self._services[name].serve.env
+        assert env is not None  # services always get an explicit environment
+        return dict(env)
 
     def log_path(self, name: str) -> Path:
         """Where a process's output goes: ``<run_dir>/logs/<name>.log``."""
@@ -731,11 +778,13 @@ class Stack:
         wait_ready: bool = True,
         timeout: float = 60.0,
         env_overrides: Mapping[str, str] | None = None,
+        migrate: bool = True,
     ) -> None:
         """Migrate, then start one service; with ``wait_ready`` return once it is ready.
 
         ``env_overrides`` change this service's environment from now on (e.g. a lab restarts
-        room with fault injection on); later restarts by the watcher keep them.
+        room with fault injection on); later restarts by the watcher keep them. ``migrate=False``
+        skips the migration (a restart of a service whose database is at head: faster).
         """
         svc = self._services[name]
         if env_overrides:
@@ -749,13 +798,15 @@ class Stack:
         deadline = time.monotonic() + timeout
         svc.wanted = True
         svc.restarts = _Restarts()
-        svc.migrate.start()
-        while svc.migrate.running:
-            if time.monotonic() >= deadline:
-                svc.migrate.stop(self.stop_timeout)
-                raise StackError(f"{name}: migration did not finish within {timeout:.0f} s")
-            time.sleep(0.1)
-        self._check_migration(svc)
+        if migrate:
+            svc.migrate.command = svc.spec.command(sys.executable, "migrate")  # seeded at start already
+            svc.migrate.start()
+            while svc.migrate.running:
+                if time.monotonic() >= deadline:
+                    svc.migrate.stop(self.stop_timeout)
+                    raise StackError(f"{name}: migration did not finish within {timeout:.0f} s")
+                time.sleep(0.1)
+            self._check_migration(svc)
         self._start_serving(svc)
         if not wait_ready:
             return
@@ -776,12 +827,62 @@ class Stack:
         results = self._pool.map(lambda n: probe(self.url(n), self._http), names)
         return dict(zip(names, results, strict=True))
 
-    def seed(self) -> None:
-        """Seed demo data (admin user, rooms with availability, a demo license).
+    def seed(self, timeout: float = 120.0) -> None:
+        """Insert the demo data again into the running stack (adds only what is missing).
 
-        A later issue: deliberately a no-op for now, called once the stack is green.
+        ``start()`` seeds already (with ``demo_data``): for auth (the admin and the demo
+        license), room (the five rooms) and inventory (60 nights of availability from today) it
+        runs ``python -m <service> seed`` instead of ``migrate`` (seed migrates first), before
+        the service serves. This runs the same seeds next to the running services, in parallel,
+        each with its service's environment; e.g. to extend the availability window of a stack
+        running for days. Output goes to ``logs/<service>-seed.log`` and what each did is said.
+        Raises ``StackError`` (with the seed's last lines) if one fails.
         """
-        self._say("seed demo data: not implemented yet (no-op)")
+        seeding = [svc for svc in self._services.values() if svc.spec.seeds]
+        if not seeding:
+            return
+        self._say(f"seeding demo data: {', '.join(s.spec.name for s in seeding)}")
+        handles: list[tuple[_Service, ProcessHandle]] = []
+        for svc in seeding:
+            handle = ProcessHandle(
+                f"{svc.spec.name}-seed",
+                svc.spec.command(sys.executable, "seed"),
+                # Its own log: the service's log is being written by the running service.
+                log_path=self.log_path(f"{svc.spec.name}-seed"),
+                pid_path=self.pids_dir / f"{svc.spec.name}-seed.pid",
+                env=svc.migrate.env,
+            )
+            with self._proc_lock:
+                if self._stopping:
+                    raise StackInterrupted("stop requested while seeding")
+                handle.start()
+            handles.append((svc, handle))
+        deadline = time.monotonic() + timeout
+        try:
+            while any(h.running for _, h in handles):
+                if self._stop_requested.is_set():
+                    raise StackInterrupted("stop requested while seeding")
+                if time.monotonic() >= deadline:
+                    slow = ", ".join(h.name for _, h in handles if h.running)
+                    raise StackError(f"seeding did not finish within {timeout:.0f} s: {slow}")
+                self._stop_requested.wait(0.1)
+        finally:
+            for _, handle in handles:
+                if handle.running:
+                    handle.stop(self.stop_timeout)
+        failed = [(svc, h) for svc, h in handles if h.returncode != 0]
+        for svc, handle in handles:
+            if handle.returncode == 0:
+                for line in _seed_report(handle.tail(200)) or [f"{svc.spec.name}: demo data in place"]:
+                    self._say(f"  {line}")
+        if failed:
+            raise StackError(
+                "\n".join(
+                    f"{svc.spec.name}: `python -m {svc.spec.package} seed` failed "
+                    f"(exit {h.returncode}); last lines of {h.log_path}:\n{h.tail()}"
+                    for svc, h in failed
+                )
+            )
 
     def summary_rows(self) -> list[tuple[str, str, str, str]]:
         """``(name, url, pid, ready)`` rows for the services, Kafka and the SMTP sink."""
@@ -899,11 +1000,17 @@ class Stack:
         self._t0 = time.monotonic()  # the one-time download is not part of "time to green"
         deadline = self._t0 + timeout
         self._write_state()
-        # Migrations need neither Kafka nor peers: run them while the JVM boots.
+        # Migrations need neither Kafka nor peers: run them while the JVM boots. So does the
+        # demo data: `seed` migrates, then inserts what is missing, in the same process.
         if self._services:
             self._say(f"migrating databases: {', '.join(self._services)}")
+        seeding = [name for name, svc in self._services.items() if self._seeds_on_start(svc)]
+        if seeding:
+            self._say(f"seeding demo data (once migrated): {', '.join(seeding)}")
         for svc in self._services.values():
             svc.wanted = True
+            action = "seed" if self._seeds_on_start(svc) else "migrate"
+            svc.migrate.command = svc.spec.command(sys.executable, action)
             svc.migrate.start()
         # Services start serving as soon as their migration is done, without waiting for Kafka:
         # they must cope with a broker that comes later, and the JVM's start overlaps theirs.
@@ -924,8 +1031,21 @@ class Stack:
         launcher.join()
         self._wait_until_ready(deadline, timeout, topics)
         self.started_in = time.monotonic() - self._t0
-        self.seed()
+        self._report_seeded()
         return self.started_in
+
+    def _seeds_on_start(self, svc: _Service) -> bool:
+        return self.demo_data and svc.spec.seeds
+
+    def _report_seeded(self) -> None:
+        """Say what each seed did (its output precedes the service's in the service's log)."""
+        seeded = [svc for svc in self._services.values() if self._seeds_on_start(svc)]
+        if seeded:
+            self._say("demo data:")
+        for svc in seeded:
+            output = _read_between(svc.migrate.log_path, svc.migrate.log_offset, svc.serve.log_offset)
+            for line in _seed_report(output) or [f"{svc.spec.name}: demo data in place"]:
+                self._say(f"  {line}")
 
     def _with_libs(self, libs: Path) -> KafkaBroker:
         # KafkaBroker takes the jar folder at construction; rebuild it with the same settings.
@@ -977,8 +1097,9 @@ class Stack:
         code = svc.migrate.returncode
         if code not in (None, 0):
             svc.wanted = False
+            action = svc.migrate.command[-1]  # migrate, or seed (which migrates first)
             raise StackError(
-                f"{svc.spec.name}: `python -m {svc.spec.package} migrate` failed (exit {code}); "
+                f"{svc.spec.name}: `python -m {svc.spec.package} {action}` failed (exit {code}); "
                 f"last lines of {svc.migrate.log_path}:\n{svc.migrate.tail()}"
             )
 

@@ -17,10 +17,12 @@ HOST = "127.0.0.1"
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """One service of the system: its name and its port offset from the stack's base port."""
+    """One service of the system: its name, its port offset from the stack's base port, and
+    whether it has demo data (``python -m <package> seed``)."""
 
     name: str
     offset: int
+    seeds: bool = False
 
     @property
     def package(self) -> str:
@@ -37,7 +39,7 @@ class ServiceSpec:
         return base_port + self.offset
 
     def command(self, python: str, action: str) -> list[str]:
-        """``[python, -m, <package>, <action>]`` for ``migrate`` or ``serve``."""
+        """``[python, -m, <package>, <action>]`` for ``migrate``, ``seed`` or ``serve``."""
         return [python, "-m", self.package, action]
 
     def is_installed(self) -> bool:
@@ -51,14 +53,15 @@ class ServiceSpec:
 # Order is the order of the status table and of the default ports (8000 + offset).
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("gateway", 0),
-    ServiceSpec("auth", 1),
+    ServiceSpec("auth", 1, seeds=True),  # the admin and the demo license
     ServiceSpec("member", 2),
-    ServiceSpec("room", 3),
-    ServiceSpec("inventory", 4),
+    ServiceSpec("room", 3, seeds=True),  # the five rooms
+    ServiceSpec("inventory", 4, seeds=True),  # 60 nights of availability for them
     ServiceSpec("notification", 5),
 )
 SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)
 BY_NAME: Mapping[str, ServiceSpec] = {s.name: s for s in SERVICES}
+JWKS_PATH = "/.well-known/jwks.json"  # where auth serves the keys of user access tokens
 
 # Used only while ``common.messaging.topics`` (the single source of truth) is not importable.
 FALLBACK_TOPICS: tuple[str, ...] = ("auth.licenses", "auth.users", "member.members", "room.reservations")
@@ -97,8 +100,11 @@ def service_env(
     """The environment variables the stack sets for one service (on top of the caller's env).
 
     Peer URLs are set for every other service, used or not, so a service can start calling a
-    new peer without the runner changing. The database URL is left to the service's default
-    (a SQLite file under ``$RUN_DIR/data``) unless the caller's environment overrides it.
+    new peer without the runner changing; so is the JWKS URL (every service verifies user
+    tokens with auth's keys), and the SMTP server for notification. Everything else that
+    services share lives under ``RUN_DIR`` (service keys, data). The database URL is left to
+    the service's default (a SQLite file under ``$RUN_DIR/data``) unless the caller's
+    environment overrides it.
     """
     p = service.env_prefix
     env = {
@@ -113,6 +119,8 @@ def service_env(
     for peer in services:
         if peer.name != service.name:
             env[f"{p}{peer.name.upper()}_URL"] = f"http://{HOST}:{peer.port(base_port)}"
+    auth = BY_NAME["auth"]  # where the keys are, even when this stack runs without auth
+    env[f"{p}JWKS_URL"] = f"http://{HOST}:{auth.port(base_port)}{JWKS_PATH}"
     if service.name == "notification":
         env[f"{p}SMTP_HOST"] = HOST
         env[f"{p}SMTP_PORT"] = str(smtp_port)

@@ -1,0 +1,83 @@
+"""The gateway's rate limit, in a scenario of its own: a second gateway with a low limit.
+
+The session's gateway has a generous limit so the other tests never trip it; this one runs
+another gateway process in front of the same services, then stops it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from stack.runner import ProcessHandle, Stack, free_port_block, probe
+
+from .conftest import User, assert_problem
+
+LOW_LIMIT = 5
+
+
+@pytest.fixture
+def strict_gateway(stack: Stack) -> Iterator[str]:
+    """The URL of a second gateway allowing ``LOW_LIMIT`` requests per minute per caller."""
+    port = free_port_block(1)
+    env = stack.service_env("gateway") | {
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_RATE_LIMIT": f"{LOW_LIMIT}/minute",
+    }
+    process = ProcessHandle(
+        "gateway-strict",
+        [sys.executable, "-m", "gateway_service", "serve"],
+        log_path=stack.log_path("gateway-strict"),
+        pid_path=None,
+        env=env,
+    )
+    process.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not probe(url).ready:
+            assert process.running, f"the second gateway exited:\n{process.tail()}"
+            assert time.monotonic() < deadline, f"the second gateway is not ready:\n{process.tail()}"
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.stop()
+
+
+def test_rate_limit_per_user_and_per_client_ip_429_with_retry_after(
+    strict_gateway: str, new_member: Callable[..., User]
+) -> None:
+    ann, ben = new_member("ann"), new_member("ben")
+    with httpx.Client(base_url=strict_gateway, timeout=30) as client:
+        answers = [client.get("/api/v1/reservations", headers=ann.auth) for _ in range(LOW_LIMIT + 1)]
+
+        assert [a.status_code for a in answers[:LOW_LIMIT]] == [200] * LOW_LIMIT
+        assert_problem(answers[-1], 429)
+        assert 1 <= int(answers[-1].headers["Retry-After"]) <= 60
+        # Per user: Ben has his own budget; anonymous callers are counted per client IP.
+        assert client.get("/api/v1/reservations", headers=ben.auth).status_code == 200
+        anonymous = [client.get("/api/v1/rooms") for _ in range(LOW_LIMIT + 1)]
+        assert [a.status_code for a in anonymous] == [200] * LOW_LIMIT + [429]
+        assert_problem(anonymous[-1], 429)
+
+
+def test_the_public_api_is_documented_at_the_gateway(client: httpx.Client) -> None:
+    docs = client.get("/docs")
+    spec = client.get("/openapi.json")
+
+    assert docs.status_code == 200
+    assert "text/html" in docs.headers["content-type"]
+    assert spec.status_code == 200
+    paths = spec.json()["paths"]
+    for path in (
+        "/api/v1/auth/signup",
+        "/api/v1/reservations",
+        "/api/v1/dashboard",
+        "/api/v1/licenses/activate",
+    ):
+        assert path in paths, sorted(paths)
+    assert not [p for p in paths if p.startswith("/internal")]
