@@ -56,10 +56,14 @@ fmt: ## apply ruff's fixes and formatting
 	$(UV) run ruff format .
 
 typecheck: ## mypy, strict, over the library, the services and the tools
-	$(UV) run mypy libs/common/src tools/stack/src services/*/src
+	$(UV) run mypy libs/common/src tools/stack/src tools/contracts services/*/src
 
 imports: ## import-linter: services independent, common knows no service, domain free of I/O
 	$(UV) run lint-imports
 
 pytest: ## unit, integration (real Kafka broker, real SQLite) and end-to-end tests
 	$(UV) run pytest -q
+
+.PHONY: contracts
+contracts: ## regenerate contracts/openapi/<service>.yaml from the code (make test fails while they differ)
+	$(UV) run python tools/contracts/openapi.py

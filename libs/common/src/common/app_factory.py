@@ -12,11 +12,12 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,6 +36,7 @@ from common.context import (
 from common.errors import DeadlineExceeded, PayloadTooLarge, ProblemError
 from common.health import ReadinessCheck, run_checks
 from common.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from common.openapi import PUBLIC, install_openapi
 from common.problems import install_problem_handlers, problem_response
 
 log = logging.getLogger("common.access")
@@ -170,6 +172,7 @@ def create_service_app(
             yield
 
     app = FastAPI(title=title, description=description, version=version, lifespan=_lifespan)
+    install_openapi(app)
     for key, value in (state or {}).items():
         setattr(app.state, key, value)
     install_problem_handlers(app)
@@ -185,15 +188,26 @@ def create_service_app(
     return app
 
 
+class Readiness(BaseModel):
+    """The body of ``/health/ready``: the verdict and what each check saw."""
+
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, Any]
+
+
 def _health_router(checks: Sequence[ReadinessCheck]) -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/health/live", summary="The process is up")
+    @router.get("/health/live", summary="The process is up", openapi_extra=PUBLIC)
     async def live() -> dict[str, str]:
         return {"status": "ok"}
 
     @router.get(
-        "/health/ready", summary="Dependencies are reachable", responses={503: {"description": "Not ready"}}
+        "/health/ready",
+        summary="Dependencies are reachable",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready: a dependency check failed"}},
+        openapi_extra=PUBLIC,
     )
     async def ready() -> JSONResponse:
         report = await run_checks(checks)

@@ -11,8 +11,27 @@ from fastapi.security import OAuth2PasswordRequestForm
 from auth_service.api.deps import AccountsDep, SessionsDep, TokenIssuerDep
 from auth_service.api.schemas import Jwks, RefreshRequest, SignupRequest, TokenResponse, UserResponse
 from auth_service.service_layer.accounts import TokenPair
+from common.openapi import PUBLIC, problem_responses
 
 router = APIRouter(tags=["auth"])
+
+SIGNUP_ERRORS = problem_responses(400, 422, described={409: "The email is taken (whatever its case)"})
+LOGIN_ERRORS = problem_responses(
+    400, 422, described={401: "Unknown email or wrong password (the same answer for both)"}
+)
+REFRESH_ERRORS = problem_responses(
+    400, 422, described={401: "Unknown, expired or already used refresh token (reuse revokes the family)"}
+)
+# The login form, as an OAuth2 client sends it (username is the email).
+_LOGIN_EXAMPLE = {
+    "requestBody": {
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "example": {"username": "ada@example.com", "password": "correct-horse"}
+            }
+        }
+    }
+}
 
 # RFC 6749 §5.1: responses carrying tokens must not be cached anywhere.
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -23,14 +42,16 @@ def _tokens(pair: TokenPair, response: Response) -> TokenResponse:
     return TokenResponse(**asdict(pair))
 
 
-@router.post("/api/v1/auth/signup", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api/v1/auth/signup", status_code=status.HTTP_201_CREATED, responses=SIGNUP_ERRORS, openapi_extra=PUBLIC
+)
 def signup(body: SignupRequest, accounts: AccountsDep) -> UserResponse:
     """Create an account (409 if the email is taken, whatever its case)."""
     account = accounts.signup(body.email, body.password, body.display_name)
     return UserResponse(**asdict(account))
 
 
-@router.post("/api/v1/auth/token")
+@router.post("/api/v1/auth/token", responses=LOGIN_ERRORS, openapi_extra=PUBLIC | _LOGIN_EXAMPLE)
 def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], sessions: SessionsDep, response: Response
 ) -> TokenResponse:
@@ -38,13 +59,13 @@ def token(
     return _tokens(sessions.login(form.username, form.password), response)
 
 
-@router.post("/api/v1/auth/refresh")
+@router.post("/api/v1/auth/refresh", responses=REFRESH_ERRORS, openapi_extra=PUBLIC)
 def refresh(body: RefreshRequest, sessions: SessionsDep, response: Response) -> TokenResponse:
     """Trade a refresh token for new tokens; the presented one can't be used again."""
     return _tokens(sessions.refresh(body.refresh_token), response)
 
 
-@router.get("/.well-known/jwks.json")
+@router.get("/.well-known/jwks.json", openapi_extra=PUBLIC)
 def jwks(issuer: TokenIssuerDep, response: Response) -> Jwks:
     """The public keys that verify access tokens."""
     # Verifiers cache keys and refetch on an unknown kid; a short shared cache is harmless.

@@ -18,6 +18,12 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True)]
 
 
 class SignupRequest(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"email": "ada@example.com", "password": "correct-horse", "display_name": "Ada"}]
+        }
+    )
+
     email: Annotated[str, Field(max_length=MAX_EMAIL_LENGTH + 50)]
     password: Annotated[str, Field(min_length=8, max_length=128)]
     display_name: Annotated[Text, Field(min_length=1, max_length=100)]
@@ -43,6 +49,10 @@ class TokenResponse(BaseModel):
 
 
 class RefreshRequest(Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"refresh_token": "the refresh_token of the last token answer"}]}
+    )
+
     refresh_token: Annotated[str, Field(min_length=1, max_length=512)]
 
 
@@ -51,6 +61,8 @@ class Jwks(BaseModel):
 
 
 class LicenseRequest(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"product": "reservations-pro", "seats": 3}]})
+
     product: Annotated[Text, Field(min_length=1, max_length=100)]
     seats: Annotated[int, Field(ge=1, le=1000)]
 
@@ -64,6 +76,10 @@ class LicenseResponse(BaseModel):
 
 
 class ActivateRequest(Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"license_key": "7KQM-XR4T-9WHC-PD2N", "machine_id": "laptop-1"}]}
+    )
+
     license_key: Annotated[Text, Field(min_length=1, max_length=64)]
     machine_id: Annotated[Text, Field(min_length=1, max_length=128)]
 

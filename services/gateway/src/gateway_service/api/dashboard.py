@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from common.auth import UserPrincipal
+from common.openapi import problem_responses
 from gateway_service.api.guard import authenticated_user
 from gateway_service.api.schemas import Dashboard
 from gateway_service.service_layer.dashboard import build_dashboard
@@ -18,6 +19,7 @@ router = APIRouter(tags=["dashboard"])
     "/api/v1/dashboard",
     summary="My profile, reservations, licenses and notifications in one call",
     response_model=Dashboard,
+    responses=problem_responses(401, 429),
 )
 async def dashboard(
     request: Request, user: Annotated[UserPrincipal, Depends(authenticated_user)]

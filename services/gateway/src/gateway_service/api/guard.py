@@ -15,11 +15,17 @@ from fastapi.security import OAuth2PasswordBearer
 
 from common.auth import UserPrincipal, UserTokenVerifier
 from common.errors import RateLimited, Unauthorized
+from common.openapi import USER_BEARER
 from gateway_service.adapters.rate_limit import RateLimiter
 
 # Declares the bearer scheme in /docs ("Authorize" logs in through auth's token endpoint);
 # auto_error off: the gateway answers a missing token itself, as a problem.
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/token",
+    auto_error=False,
+    scheme_name=USER_BEARER,
+    description="A user access token (a JWT); log in with email and password to get one.",
+)
 
 
 def _bearer_token(request: Request) -> str | None:

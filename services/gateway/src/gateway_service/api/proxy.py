@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from common.errors import PROBLEM_JSON
 from common.http import ServiceClient
+from common.openapi import PROBLEM, PUBLIC, problem_response, problem_responses
 from gateway_service.api.guard import authenticated_user, public_caller
 from gateway_service.domain.routes import (
     FORWARDED_REQUEST_HEADERS,
@@ -25,7 +26,21 @@ from gateway_service.domain.routes import (
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
 _NON_WORD = re.compile(r"\W+")
-_PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
+_FORM_EXAMPLES = {"username": "ada@example.com", "password": "correct-horse"}  # the login form
+# The gateway's own answers; the owning service's refusals (4XX) are passed on as they came.
+_EDGE_ERRORS = problem_responses(
+    described={
+        429: "Rate limit exceeded (see Retry-After)",
+        503: "The service is unavailable, or reports that a service it needs is (see Retry-After)",
+        504: "The service did not answer within the deadline",
+    }
+)
+_PASSED_ON = {
+    "4XX": {
+        "description": "The service's own refusal, passed on as it answered (see its contract)",
+        "content": {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{PROBLEM}"}}},
+    }
+}
 
 
 async def forward(request: Request, route: Route) -> Response:
@@ -77,7 +92,9 @@ def _openapi_extra(route: Route) -> dict[str, Any]:
         {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
         for name in route.headers
     ]
-    extra: dict[str, Any] = {"parameters": parameters} if parameters else {}
+    extra: dict[str, Any] = dict(PUBLIC) if route.public else {}  # else: the guard's bearer scheme
+    if parameters:
+        extra["parameters"] = parameters
     if route.json_example is not None:
         extra["requestBody"] = {
             "required": True,
@@ -89,23 +106,23 @@ def _openapi_extra(route: Route) -> dict[str, Any]:
             "properties": {name: {"type": "string"} for name in route.form_fields},
             "required": list(route.form_fields),
         }
+        example = {name: _FORM_EXAMPLES.get(name, "...") for name in route.form_fields}
         extra["requestBody"] = {
             "required": True,
-            "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+            "content": {"application/x-www-form-urlencoded": {"schema": schema, "example": example}},
         }
     return extra
 
 
 def _responses(route: Route) -> dict[int | str, dict[str, Any]]:
-    responses: dict[int | str, dict[str, Any]] = {
-        route.status: {"description": "Success: the service's answer"},
-        429: {"description": "Rate limit exceeded (see Retry-After)", **_PROBLEM},
-        503: {"description": "The service is unavailable (see Retry-After)", **_PROBLEM},
-        504: {"description": "The service did not answer within the deadline", **_PROBLEM},
+    success = {
+        route.status: {
+            "description": f"The {route.upstream} service's answer, passed on "
+            f"(its body: contracts/openapi/{route.upstream}.yaml)"
+        }
     }
-    if not route.public:
-        responses[401] = {"description": "No valid access token", **_PROBLEM}
-    return responses
+    own = {} if route.public else {401: problem_response(401, "No valid access token (checked here)")}
+    return success | own | _EDGE_ERRORS | _PASSED_ON
 
 
 def build_router() -> APIRouter:

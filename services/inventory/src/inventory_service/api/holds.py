@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response, status
 
 from common.auth import require_service
+from common.openapi import SERVICE, problem_responses
 from inventory_service.api.deps import Inventory
 from inventory_service.api.schemas import HoldIn, HoldOut
 from inventory_service.domain.model import Stay
@@ -20,10 +21,18 @@ router = APIRouter(
     summary="Hold one unit on every night of a stay, atomically (idempotent by reservation id)",
     responses={
         200: {"model": HoldOut, "description": "The same reservation again: its existing hold"},
-        404: {"description": "Room unknown to inventory"},
-        409: {"description": "No unit free on some night (the first one is named)"},
-        422: {"description": "Bad dates, or the reservation id already holds another room or dates"},
+        **problem_responses(
+            400,
+            401,
+            403,
+            described={
+                404: "Room unknown to inventory",
+                409: "No unit free on some night (the first one is named)",
+                422: "Bad dates, or the reservation id already holds another room or dates",
+            },
+        ),
     },
+    openapi_extra=SERVICE,
 )
 def place_hold(body: HoldIn, response: Response, inventory: Inventory) -> HoldOut:
     hold, created = inventory.place_hold(
@@ -45,6 +54,8 @@ def place_hold(body: HoldIn, response: Response, inventory: Inventory) -> HoldOu
     "/{reservation_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Release an unconfirmed hold (room's compensation); idempotent, unknown ids too",
+    responses=problem_responses(401, 403, 422),
+    openapi_extra=SERVICE,
 )
 def release_hold(
     reservation_id: Annotated[str, Path(min_length=1, max_length=64)], inventory: Inventory

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends
 
 from common.auth import require_service
 from common.errors import NotFound
+from common.openapi import SERVICE, problem_responses
 from member_service.api.deps import Members
 from member_service.api.schemas import MemberValidity
 
@@ -16,7 +17,14 @@ router = APIRouter(prefix="/internal", tags=["internal"])
     "/members/{member_id}",
     response_model=MemberValidity,
     dependencies=[Depends(require_service("room", "auth"))],
-    responses={404: {"description": "Unknown member (or profile not created yet)"}},
+    responses=problem_responses(
+        401,
+        described={
+            403: "The calling service may not",
+            404: "Unknown member (or profile not created yet)",
+        },
+    ),
+    openapi_extra=SERVICE,
 )
 def member_validity(member_id: str, members: Members) -> MemberValidity:
     """Is this member allowed to act (room asks before reserving)?"""

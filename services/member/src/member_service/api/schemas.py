@@ -16,7 +16,7 @@ DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length
 class ProfileUpdate(BaseModel):
     """PATCH body: only the fields given are changed; unknown fields are refused (422)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"display_name": "Ada L."}]})
 
     display_name: DisplayName | None = None
 

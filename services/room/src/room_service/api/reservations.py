@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from common.errors import PROBLEM_JSON
 from common.idempotency import idempotency_key_openapi
+from common.openapi import USER, Responses, problem_responses
 from room_service.api.deps import IdempotencyKey, ReservationsDep, User
 from room_service.api.schemas import NewReservation, ReservationList, ReservationOut
 
@@ -16,9 +14,37 @@ router = APIRouter(prefix="/api/v1/reservations", tags=["reservations"])
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {PROBLEM_JSON: {}}}
+CREATE_ERRORS = problem_responses(
+    401,
+    described={
+        400: "No (or a malformed) Idempotency-Key, or a body that is not JSON",
+        403: "The member is not active",
+        404: "No such room",
+        409: "No member profile yet (see Retry-After), or no availability",
+        422: "Invalid dates or body, or the key was used with another body",
+        503: "A dependency is unavailable; retry after Retry-After with the same key",
+        504: "The request's time budget ran out; retry with the same key",
+    },
+)
+MINE_ERRORS = problem_responses(401, described={404: "No such reservation of mine"})
+# What a client does next with a new reservation (OpenAPI links: also how schemathesis chains calls).
+_BY_ID = {"reservation_id": "$response.body#/reservation_id"}
+CREATED: Responses = {
+    201: {
+        "description": "The reservation. A retry with the same key gets this answer again, with "
+        f"`{REPLAYED_HEADER}: true`.",
+        "headers": {
+            REPLAYED_HEADER: {
+                "description": "`true` when this is the stored answer to an earlier request with the key",
+                "schema": {"type": "string", "enum": ["true"]},
+            }
+        },
+        "links": {
+            "GetReservation": {"operationId": "get_reservation", "parameters": _BY_ID},
+            "CancelReservation": {"operationId": "cancel_reservation", "parameters": _BY_ID},
+        },
+    }
+}
 
 
 @router.post(
@@ -29,17 +55,9 @@ def _problem(description: str) -> dict[str, Any]:
     description="Checks the member and holds the nights synchronously, then stores the reservation "
     "and announces it (ReservationCreated). Send an `Idempotency-Key`: a retry with the same key "
     "and body gets the first answer back (header `Idempotent-Replayed: true`) and books nothing.",
-    responses={
-        400: _problem("No (or a malformed) Idempotency-Key, or a body that is not JSON"),
-        401: _problem("No valid access token"),
-        403: _problem("The member is not active"),
-        404: _problem("No such room"),
-        409: _problem("No member profile yet (see Retry-After), or no availability"),
-        422: _problem("Invalid dates or body, or the key was used with another body"),
-        503: _problem("A dependency is unavailable; retry after Retry-After with the same key"),
-        504: _problem("The request's time budget ran out"),
-    },
-    openapi_extra=idempotency_key_openapi(),
+    operation_id="create_reservation",
+    responses=CREATED | CREATE_ERRORS,
+    openapi_extra=USER | idempotency_key_openapi(),
 )
 async def create_reservation(
     body: NewReservation, user: User, key: IdempotencyKey, reservations: ReservationsDep
@@ -49,7 +67,13 @@ async def create_reservation(
     return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
 
 
-@router.get("", summary="My reservations, newest first")
+@router.get(
+    "",
+    summary="My reservations, newest first",
+    operation_id="list_reservations",
+    responses=problem_responses(401),
+    openapi_extra=USER,
+)
 def list_reservations(user: User, reservations: ReservationsDep) -> ReservationList:
     return ReservationList(items=[ReservationOut.of(r) for r in reservations.list_mine(user.user_id)])
 
@@ -57,7 +81,9 @@ def list_reservations(user: User, reservations: ReservationsDep) -> ReservationL
 @router.get(
     "/{reservation_id}",
     summary="One of my reservations",
-    responses={404: _problem("No such reservation of mine")},
+    operation_id="get_reservation",
+    responses=MINE_ERRORS,
+    openapi_extra=USER,
 )
 def get_reservation(reservation_id: str, user: User, reservations: ReservationsDep) -> ReservationOut:
     return ReservationOut.of(reservations.get_mine(user.user_id, reservation_id))
@@ -66,7 +92,9 @@ def get_reservation(reservation_id: str, user: User, reservations: ReservationsD
 @router.delete(
     "/{reservation_id}",
     summary="Cancel one of my reservations (idempotent)",
-    responses={404: _problem("No such reservation of mine")},
+    operation_id="cancel_reservation",
+    responses=MINE_ERRORS,
+    openapi_extra=USER,
 )
 def cancel_reservation(reservation_id: str, user: User, reservations: ReservationsDep) -> ReservationOut:
     return ReservationOut.of(reservations.cancel(user.user_id, reservation_id))

@@ -47,7 +47,13 @@ class RoomList(BaseModel):
 
 
 class NewReservation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The example's dates are far ahead so it stays valid (check_in may not be in the past).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"room_id": "r101", "check_in": "2099-01-10", "check_out": "2099-01-12"}]
+        },
+    )
 
     room_id: str = Field(min_length=1, max_length=32, examples=["r101"])
     check_in: IsoDate = Field(description="First night (YYYY-MM-DD, UTC calendar), not in the past.")
