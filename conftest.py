@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from common.messaging import AvroCodec
+from common.testing.events import EventPublisher
 from stack.kafka import KafkaBroker, default_run_dir, ensure_kafka_libs
 from stack.runner import free_port_block
 
@@ -61,3 +63,17 @@ def _kafka_broker_running(request: pytest.FixtureRequest) -> None:
 def kafka_bootstrap(kafka_broker: KafkaBroker) -> str:
     """Bootstrap servers (``"127.0.0.1:<port>"``) of the session's running broker."""
     return kafka_broker.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def codec() -> AvroCodec:
+    """The event codec over ``contracts/events`` (what every service's outbox and consumers use)."""
+    return AvroCodec.from_contracts()
+
+
+@pytest.fixture
+def events(kafka_bootstrap: str, codec: AvroCodec) -> Iterator[EventPublisher]:
+    """Publishes events into the real topics exactly as a service's outbox relay would."""
+    publisher = EventPublisher(kafka_bootstrap, codec)
+    yield publisher
+    publisher.close()

@@ -11,9 +11,9 @@ import pytest
 
 import member_service
 from common.db import Database
-from common.messaging import AvroCodec, topic_for
+from common.messaging import topic_for
 from common.testing.apps import migrated, running
-from common.testing.events import EventPublisher, start_groups_at_end
+from common.testing.events import start_groups_at_end
 from common.testing.tokens import TestUsers
 from member_service.app import create_app
 from member_service.settings import MemberSettings
@@ -24,18 +24,6 @@ GROUPS = {
     "member.profiles": [topic_for("UserRegistered")],
     "member.history": [topic_for("ReservationCreated"), topic_for("LicenseActivated")],
 }
-
-
-@pytest.fixture(scope="session")
-def codec() -> AvroCodec:
-    return AvroCodec.from_contracts()
-
-
-@pytest.fixture
-def events(kafka_bootstrap: str, codec: AvroCodec) -> Iterator[EventPublisher]:
-    publisher = EventPublisher(kafka_bootstrap, codec)
-    yield publisher
-    publisher.close()
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from prometheus_client import REGISTRY
 
 import notification_service
 from common.db import Database
-from common.messaging import AvroCodec, topic_for
+from common.messaging import topic_for
 from common.testing.apps import migrated, running
-from common.testing.events import EventPublisher, start_groups_at_end
+from common.testing.events import start_groups_at_end
 from common.testing.tokens import TestUsers
 from notification_service.app import create_app
 from notification_service.settings import NotificationSettings
@@ -42,18 +42,6 @@ def mails_to(sink: SmtpSink, address: str) -> list[MailRecord]:
 def consumer_metric(name: str, group: str, topic: str) -> float:
     labels = {"service": "notification", "consumer": group, "topic": topic}
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-@pytest.fixture(scope="session")
-def codec() -> AvroCodec:
-    return AvroCodec.from_contracts()
-
-
-@pytest.fixture
-def events(kafka_bootstrap: str, codec: AvroCodec) -> Iterator[EventPublisher]:
-    publisher = EventPublisher(kafka_bootstrap, codec)
-    yield publisher
-    publisher.close()
 
 
 @pytest.fixture

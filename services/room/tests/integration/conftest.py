@@ -30,7 +30,6 @@ import room_service
 from common.app_factory import create_service_app
 from common.auth import build_service_auth, ensure_service_keypair, require_service
 from common.db import Database
-from common.messaging import AvroCodec
 from common.testing.apps import migrated, running
 from common.testing.tokens import TestUsers
 from room_service.adapters.orm import ReservationRow, messaging
@@ -327,11 +326,6 @@ async def room(start_room: RoomFactory) -> AsyncIterator[Room]:
 
 
 # -- Kafka -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def codec() -> AvroCodec:
-    return AvroCodec.from_contracts()
 
 
 def kafka_record(bootstrap: str, topic: str, key: str, timeout: float = 30.0) -> Any:

@@ -120,11 +120,6 @@ def service(tmp_path) -> Iterator[Service]:
     db.dispose()
 
 
-@pytest.fixture(scope="session")
-def codec() -> AvroCodec:
-    return AvroCodec.from_contracts()
-
-
 @pytest.fixture
 def topic(kafka_broker) -> str:
     """A fresh topic (and its .dlq twin) for this test only."""

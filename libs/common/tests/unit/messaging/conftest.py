@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import MetaData
 
 from common.db import Database
-from common.messaging import AvroCodec, MessagingTables, messaging_tables
+from common.messaging import MessagingTables, messaging_tables
 
 AT = datetime(2025, 3, 1, 12, 30, 15, 123000, tzinfo=UTC)
 
@@ -56,11 +56,6 @@ VALID_PAYLOADS: dict[str, dict[str, Any]] = {
         "cancelled_at": AT,
     },
 }
-
-
-@pytest.fixture(scope="session")
-def codec() -> AvroCodec:
-    return AvroCodec.from_contracts()
 
 
 @pytest.fixture
