@@ -3,41 +3,28 @@
 from __future__ import annotations
 
 import logging
-import threading
 
+from common.workers import BackgroundThread
 from inventory_service.service_layer.inventory import InventoryService
 
 log = logging.getLogger(__name__)
 
 
-class HoldReaper:
+class HoldReaper(BackgroundThread):
     """Every ``interval_s``, release holds nobody confirmed in time (``held -= 1`` per night)."""
 
-    name = "hold-reaper"
-
     def __init__(self, inventory: InventoryService, *, interval_s: float, batch_size: int = 100) -> None:
+        super().__init__("hold-reaper")
         self._inventory = inventory
         self._interval_s = interval_s
         self._batch_size = batch_size
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.last_error: str | None = None
 
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    # start(), stop() and running: BackgroundThread.
 
     @property
     def healthy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and self.last_error is None
+        return self.running and self.last_error is None
 
     def status(self) -> dict[str, object]:
         """For /health/ready."""

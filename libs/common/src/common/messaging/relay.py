@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +35,7 @@ from common.messaging.producer import create_producer
 from common.messaging.tables import MessagingTables
 from common.messaging.topics import ensure_topics as ensure_kafka_topics
 from common.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+from common.workers import BackgroundThread
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ TopicsInitializer = Callable[[list[str]], object]
 OutboxRow = Any
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundThread):
     """Publishes a service's outbox to Kafka from a background thread."""
 
     def __init__(
@@ -62,6 +62,7 @@ class OutboxRelay:
         backoff_cap: float = 30.0,
         flush_timeout: float = 20.0,
     ) -> None:
+        super().__init__(f"{service}-outbox-relay")
         self._db = db
         self._outbox = tables.outbox
         self._producer_factory = producer_factory
@@ -72,9 +73,6 @@ class OutboxRelay:
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._flush_timeout = flush_timeout
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._producer: Any = None
         self._known_topics: set[str] = set()
         self.healthy = False
@@ -104,28 +102,7 @@ class OutboxRelay:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the thread; returns at once (Kafka may well be down: the thread copes)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"{self.service}-outbox-relay", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask the thread to finish its current batch and exit; wait up to ``timeout``."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def wake(self) -> None:
-        """Publish now instead of at the next poll (wire to ``Outbox.on_commit``)."""
-        self._wake.set()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    # start(), stop(), wake() (wire it to ``Outbox.on_commit``) and running: BackgroundThread.
 
     def backlog(self) -> int:
         """Rows not yet published (also exported as the ``outbox_backlog`` gauge)."""

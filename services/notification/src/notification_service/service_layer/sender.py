@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 from typing import Any, Protocol
 
 from prometheus_client import Counter
 
 from common.db import Database
+from common.workers import BackgroundThread
 from notification_service.adapters.repository import NotificationRepository
 from notification_service.domain.notifications import (
     FAILED,
@@ -46,10 +46,8 @@ class Mailer(Protocol):
         """Deliver, or raise; an exception with ``permanent = True`` means don't retry."""
 
 
-class MailSender:
+class MailSender(BackgroundThread):
     """Delivers due notifications from a background thread (``wake()`` after each new one)."""
-
-    name = "mail-sender"
 
     def __init__(
         self,
@@ -62,6 +60,7 @@ class MailSender:
         batch_size: int = 50,
         clock: Clock = utc_now,
     ) -> None:
+        super().__init__("mail-sender")
         self._db = db
         self._mailer = mailer
         self._retry = retry
@@ -69,35 +68,16 @@ class MailSender:
         self._poll_interval = poll_interval
         self._batch_size = batch_size
         self._clock = clock
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.counts: dict[str, int] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def wake(self) -> None:
-        """Look for due mail now rather than at the next poll."""
-        self._wake.set()
+    # start(), stop(), wake() (look for due mail now) and running: BackgroundThread.
 
     def status(self) -> dict[str, Any]:
         """For the readiness report (no I/O: figures from the last round)."""
-        running = self._thread is not None and self._thread.is_alive()
-        return {"running": running, "error": self.last_error, **self.counts}
+        return {"running": self.running, "error": self.last_error, **self.counts}
 
     # -- the work --------------------------------------------------------------------------
 
