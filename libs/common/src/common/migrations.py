@@ -25,6 +25,10 @@ def run_alembic_env(target_metadata: MetaData, default_url: str) -> None:
         return
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # WAL is a property of the file: set it here, once, while nothing else has it open.
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

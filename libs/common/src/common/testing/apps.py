@@ -31,6 +31,15 @@ def table_names(database_url: str) -> set[str]:
         engine.dispose()
 
 
+def journal_mode(database_url: str) -> str:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return str(connection.exec_driver_sql("PRAGMA journal_mode").scalar()).lower()
+    finally:
+        engine.dispose()
+
+
 @asynccontextmanager
 async def running(
     create_app: Callable[[S], FastAPI], settings: S, prepare: Callable[[FastAPI], None] | None = None
@@ -55,6 +64,10 @@ async def check_service_boots(
     with its workers, is live, and is ready (database, and Kafka when it uses it)."""
     migrated(settings, migrations_dir)
     assert {"outbox", "processed_events", "alembic_version"} <= table_names(settings.database_url)
+    if settings.database_url.startswith("sqlite"):
+        # Set by the migration while nothing else has the file open (switching later needs an
+        # exclusive lock, which a running consumer or reaper thread may be holding).
+        assert journal_mode(settings.database_url) == "wal"
     async with running(create_app, settings) as client:
         assert (await client.get("/health/live")).status_code == 200
         ready = await client.get("/health/ready")

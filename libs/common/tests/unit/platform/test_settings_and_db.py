@@ -61,3 +61,18 @@ def test_unit_of_work_commits_or_rolls_back(tmp_path: Path) -> None:
         assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     db.ping()
     db.dispose()
+
+
+def test_a_new_connection_opens_while_another_thread_holds_the_write_lock(tmp_path: Path) -> None:
+    # A service's consumer or reaper thread may be inside a write transaction when a request
+    # opens a fresh pooled connection: that connection must not fail with "database is locked".
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    writer, reader = Database(url), Database(url)
+    with writer.transaction() as session:
+        session.execute(text("CREATE TABLE t (v INTEGER)"))
+    with writer.transaction() as session:
+        session.execute(text("INSERT INTO t VALUES (1)"))  # holds the write lock (BEGIN IMMEDIATE)
+        with reader.read() as other:
+            assert other.execute(text("SELECT count(*) FROM t")).scalar() == 0  # WAL: a snapshot
+    writer.dispose()
+    reader.dispose()
