@@ -31,7 +31,12 @@ def test_first_use_writes_a_private_pkcs8_key_and_a_matching_public_key(keys_dir
     key = ensure_service_keypair(keys_dir, "room")
 
     private_pem = (keys_dir / "room.key").read_bytes()
-    assert private_pem.startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS8, unencrypted
+    # PKCS8, unencrypted: it loads without a password and re-serialises to the same bytes.
+    loaded = serialization.load_pem_private_key(private_pem, password=None)
+    pkcs8 = loaded.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    assert private_pem == pkcs8
     assert stat.S_IMODE((keys_dir / "room.key").stat().st_mode) == 0o600
     assert stat.S_IMODE(keys_dir.stat().st_mode) == 0o700
     public = serialization.load_pem_public_key((keys_dir / "room.pub").read_bytes())
