@@ -51,7 +51,6 @@ def build_app(settings: AuthSettings) -> FastAPI:
     """Wire the auth service from its settings."""
     runtime = ServiceRuntime(settings, tables=messaging)
     outbox = runtime.outbox()  # this service publishes events: the relay runs with the app
-    runtime.client("member", settings.member_url)
     passwords = build_password_hasher(settings)
     issuer = build_token_issuer(settings)
     sessions = Sessions(

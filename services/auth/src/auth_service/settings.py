@@ -19,8 +19,6 @@ class AuthSettings(ServiceSettings):
 
     port: int = 8001
 
-    member_url: str = "http://127.0.0.1:8002"
-
     # The key signing user access tokens. Its own folder, never the service keys folder:
     # every .pub there is accepted as a service identity.
     user_token_keys_dir: Path = Field(default_factory=lambda: run_dir() / "keys" / "user-tokens")
