@@ -7,8 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from member_service.domain.history import HistoryEntry
-from member_service.domain.members import Member
+from common.schemas import ViewModel
 
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -21,7 +20,7 @@ class ProfileUpdate(BaseModel):
     display_name: DisplayName | None = None
 
 
-class Profile(BaseModel):
+class Profile(ViewModel):
     member_id: str
     email: str
     display_name: str
@@ -31,29 +30,12 @@ class Profile(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, member: Member) -> Profile:
-        return cls(
-            member_id=member.member_id,
-            email=member.email,
-            display_name=member.display_name,
-            tier=member.tier,
-            status=member.status,
-            version=member.version,
-            created_at=member.created_at,
-            updated_at=member.updated_at,
-        )
 
-
-class HistoryItem(BaseModel):
+class HistoryItem(ViewModel):
     kind: str
     ref_id: str
     at: datetime
     details: dict[str, Any]
-
-    @classmethod
-    def of(cls, entry: HistoryEntry) -> HistoryItem:
-        return cls(kind=entry.kind, ref_id=entry.ref_id, at=entry.at, details=entry.details)
 
 
 class History(BaseModel):

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from room_service.domain.model import Reservation, Room
+from common.schemas import ViewModel
+from room_service.domain.model import Reservation
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -24,22 +25,12 @@ def _iso_date_only(value: Any) -> Any:
 IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
 
 
-class RoomOut(BaseModel):
+class RoomOut(ViewModel):
     room_id: str = Field(examples=["r101"])
     name: str
     description: str
     capacity: int = Field(description="How many guests the room sleeps.")
     nightly_rate: int = Field(description="Price per night, in whole currency units.")
-
-    @classmethod
-    def of(cls, room: Room) -> RoomOut:
-        return cls(
-            room_id=room.room_id,
-            name=room.name,
-            description=room.description,
-            capacity=room.capacity,
-            nightly_rate=room.nightly_rate,
-        )
 
 
 class RoomList(BaseModel):
