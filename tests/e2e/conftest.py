@@ -65,5 +65,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
             # The first test also waits for the stack to start (Kafka's JVM, six services, seed).
             item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_S))
-
-

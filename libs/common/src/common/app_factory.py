@@ -34,6 +34,7 @@ from common.context import (
     traceparent_var,
 )
 from common.errors import DeadlineExceeded, PayloadTooLarge, ProblemError
+from common.faults import FaultMiddleware
 from common.health import ReadinessCheck, run_checks
 from common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from common.openapi import PUBLIC, install_openapi
@@ -176,6 +177,7 @@ def create_service_app(
     for key, value in (state or {}).items():
         setattr(app.state, key, value)
     install_problem_handlers(app)
+    app.add_middleware(FaultMiddleware)  # inside the request context: faults are logged and counted
     app.add_middleware(
         RequestContextMiddleware,
         service=service,

@@ -23,6 +23,7 @@ from common.auth import (
     build_service_auth,
 )
 from common.db import Database
+from common.faults import FaultTransport, Switchboard, faults_router, http_transport
 from common.health import ReadinessCheck, database_check, info_check, kafka_check
 from common.http import BreakerPolicy, RetryPolicy, ServiceClient
 from common.messaging import AvroCodec, ConsumerRunner, Handler, MessagingTables, Outbox, OutboxRelay
@@ -57,6 +58,9 @@ class ServiceRuntime:
         self.tables = tables
         self.uses_kafka = uses_kafka
         self.db = Database(settings.database_url)
+        # Fault switches (off unless set by env or /admin/faults): every seam below asks this board.
+        self.faults = Switchboard(self.service)
+        self.faults.load(settings.faults)
         self.codec = codec or AvroCodec.from_contracts()
         self.service_auth: ServiceAuthenticator = build_service_auth(
             settings.service_auth_mode,
@@ -88,6 +92,7 @@ class ServiceRuntime:
                 self.settings.kafka_bootstrap_servers,
                 self.service,
                 poll_interval=self.settings.outbox_poll_interval_s,
+                faults=self.faults,
             )
             self._outbox.on_commit(self.relay.wake)
         return self._outbox
@@ -107,6 +112,9 @@ class ServiceRuntime:
                 "auth": lambda: self.service_auth.headers_for(upstream),
             }
             options.update(overrides)
+            # Outgoing faults sit at the transport, under the client's timeout, retries and breaker.
+            inner = options.get("transport") or http_transport(options["max_concurrent"])
+            options["transport"] = FaultTransport(inner, self.faults, upstream)
             self.clients[upstream] = ServiceClient(upstream, base_url, **options)
         return self.clients[upstream]
 
@@ -124,6 +132,7 @@ class ServiceRuntime:
             self.settings.kafka_bootstrap_servers,
             self.service,
             max_attempts=self.settings.consumer_max_attempts,
+            faults=self.faults,
         )
         self.consumers.append(runner)
         return runner
@@ -190,7 +199,7 @@ class ServiceRuntime:
             service=self.service,
             title=title,
             description=description,
-            routers=routers,
+            routers=[*routers, faults_router()],
             readiness=self.readiness_checks(),
             lifespan=self.lifespan,
             request_timeout_s=self.settings.request_timeout_s,
@@ -199,6 +208,7 @@ class ServiceRuntime:
                 "runtime": self,
                 "service_auth": self.service_auth,
                 "user_tokens": self.user_tokens,
+                "faults": self.faults,
                 **state,
             },
         )

@@ -12,6 +12,7 @@ from typing import ClassVar, Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.faults.spec import NamedFault
 from common.paths import run_dir
 
 PLACEHOLDER_SECRET = "dev-only-change-me"  # a known placeholder: refused when env=prod
@@ -55,6 +56,10 @@ class ServiceSettings(BaseSettings):
 
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
     consumer_max_attempts: int = Field(default=5, ge=1)
+
+    # Fault switches set at start (off by default), a JSON list: ROOM_FAULTS='[{"name": "slow",
+    # "kind": "latency", "where": "inbound", "match": "/api", "latency_ms": 800}]'. See common.faults.
+    faults: list[NamedFault] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _defaults_and_secrets(self) -> Self:
