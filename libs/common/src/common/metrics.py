@@ -40,3 +40,6 @@ MESSAGES_DLQ = Counter(
 CONSUMER_LAG = Gauge(
     "consumer_lag", "Messages behind the partition end", ["service", "consumer", "topic", "partition"]
 )
+FAULTS_INJECTED = Counter(
+    "faults_injected_total", "Faults injected by fault switches (common.faults)", ["service", "name", "kind"]
+)

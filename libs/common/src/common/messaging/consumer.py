@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from common.context import TraceContext, request_id_var, traceparent_var
 from common.db import Database
+from common.faults import Switchboard
 from common.messaging.codec import AvroCodec, UndecodableMessage
 from common.messaging.envelope import Envelope, Headers, utc_now_iso
 from common.messaging.producer import create_producer, new_consumer
@@ -97,8 +98,10 @@ class ConsumerRunner:
         poll_timeout: float = 0.5,
         consumer_config: Mapping[str, Any] | None = None,
         producer_config: Mapping[str, Any] | None = None,
+        faults: Switchboard | None = None,
     ) -> None:
         self.name = name  # also the consumer group id and the dedup namespace
+        self._faults = faults or Switchboard(service)  # fault switches (common.faults): pause, crash
         self.topics = sorted(set(topics))
         self._db = db
         self._processed = tables.processed_events
@@ -191,6 +194,7 @@ class ConsumerRunner:
 
     def _consume(self, consumer: Any) -> None:
         while not self._stop.is_set():
+            self._faults.hold_while_paused("consumer", self.name, self._stop)
             batches = consumer.poll(timeout_ms=self._poll_timeout_ms)
             for messages in batches.values():
                 for message in messages:
@@ -202,6 +206,7 @@ class ConsumerRunner:
         outcome = self._outcome(message)
         if outcome is None:
             return False
+        self._faults.crash_point("consumer", self.name)  # after the DB commit, before the offset's
         tp = TopicPartition(message.topic, message.partition)
         try:
             consumer.commit({tp: OffsetAndMetadata(message.offset + 1, "", -1)}, timeout_ms=5_000)

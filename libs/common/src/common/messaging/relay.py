@@ -15,6 +15,9 @@ Guarantees
 - **Several relays** (PostgreSQL only): rows are claimed with ``FOR UPDATE SKIP LOCKED`` and
   a relay skips a row while an earlier row of the same key is claimed by another relay. On
   SQLite run one relay per service (its single writer already orders the ids).
+- **Fault switches** (``common.faults``, where ``relay``): ``pause`` holds the loop before a
+  round; ``crash_after_send`` exits the process after the broker acked a batch and before its
+  rows are marked, the window that makes delivery at-least-once.
 
 kafka-python is blocking, so the relay runs in its own thread, never in the event loop.
 """
@@ -31,6 +34,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from common.db import Database
+from common.faults import Switchboard
 from common.messaging.producer import create_producer
 from common.messaging.tables import MessagingTables
 from common.messaging.topics import ensure_topics as ensure_kafka_topics
@@ -61,6 +65,7 @@ class OutboxRelay(BackgroundThread):
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         flush_timeout: float = 20.0,
+        faults: Switchboard | None = None,
     ) -> None:
         super().__init__(f"{service}-outbox-relay")
         self._db = db
@@ -73,6 +78,7 @@ class OutboxRelay(BackgroundThread):
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._flush_timeout = flush_timeout
+        self._faults = faults or Switchboard(service)  # a board of its own: no switch set
         self._producer: Any = None
         self._known_topics: set[str] = set()
         self.healthy = False
@@ -119,6 +125,7 @@ class OutboxRelay(BackgroundThread):
         failures = 0
         try:
             while not self._stop.is_set():
+                self._faults.hold_while_paused("relay", self.service, self._stop)
                 self._wake.clear()  # before reading: a commit during the round wakes the next one
                 try:
                     self._publish_pending()
@@ -167,6 +174,7 @@ class OutboxRelay(BackgroundThread):
             with self._db.transaction() as session:
                 rows = self._claim(session, lock=True)
                 errors = self._send(producer, rows)
+                self._after_send(errors)
                 published = self._record(session, rows, errors)
         else:
             # SQLite: never hold the single write lock while waiting for Kafka.
@@ -175,12 +183,18 @@ class OutboxRelay(BackgroundThread):
             if not rows:
                 return 0, None  # don't take the write lock for nothing
             errors = self._send(producer, rows)
+            self._after_send(errors)
             with self._db.transaction() as session:
                 published = self._record(session, rows, errors)
         for row in published:  # counted once the marks are committed
             OUTBOX_PUBLISHED.labels(self.service, row.topic).inc()
         first = next((e for e in errors.values() if e is not None), None)
         return len(rows), first
+
+    def _after_send(self, errors: Mapping[int, Exception | None]) -> None:
+        """The crash_after_send point: something was acked, nothing is marked yet."""
+        if any(error is None for error in errors.values()):
+            self._faults.crash_point("relay", self.service)
 
     def _claim(self, session: Session, *, lock: bool) -> Sequence[OutboxRow]:
         o = self._outbox
