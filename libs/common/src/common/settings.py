@@ -37,18 +37,37 @@ class ServiceSettings(BaseSettings):
     service_keys_dir: Path = Field(default_factory=lambda: run_dir() / "keys")
     service_shared_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     service_token_ttl_s: int = Field(default=30, ge=5, le=60)
+    # Keys the HMAC of list cursors (common.pagination); instances of a service share it.
+    cursor_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
 
     # User access tokens are issued by auth and verified locally by everyone from its JWKS.
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     user_token_issuer: str = "auth"
     user_token_audience: str = "reservations"
 
-    # Cap on any incoming request's time budget; callers may only shorten it (X-Deadline-Ms).
-    request_timeout_s: float = Field(default=10.0, gt=0)
+    # -- time: the cascade of timeouts (client > gateway > service > dependency > DB) -------------
+    # One table of every service's values: docs/patterns/resilient-http.md#timeouts, checked
+    # against these settings by tests/contracts/test_timeouts.py (it fails if the order breaks).
+    # Cap on any incoming request's time budget; callers may only shorten it (X-Deadline-Ms,
+    # X-Deadline-At). Below the gateway's per-attempt timeout, so our own 503/504 reaches it first.
+    request_timeout_s: float = Field(default=8.0, gt=0)
     # Per-attempt timeout for calls to other services (further bounded by the deadline).
     upstream_timeout_s: float = Field(default=2.0, gt=0)
+    # Attempts in total; only connect errors and fast 5xx/429 are retried, never a timeout.
     upstream_max_attempts: int = Field(default=3, ge=1, le=10)
-    breaker_failure_threshold: int = Field(default=5, ge=1)
+    # Longest wait for a database lock inside a request (SQLite busy_timeout, PostgreSQL
+    # lock_timeout/statement_timeout), further bounded by the request's remaining budget. Below
+    # every caller's per-attempt timeout, so a locked database is our 503, not their timeout.
+    db_lock_timeout_s: float = Field(default=2.0, gt=0)
+    # The same for background work (relay, consumers, reapers): nobody waits on it, so it may
+    # queue behind a long writer instead of failing and retrying.
+    db_background_lock_timeout_s: float = Field(default=15.0, gt=0)
+
+    # Circuit breaker (resilience4j's model): opens when at least ``breaker_minimum_calls`` calls
+    # in the last ``breaker_window_s`` seconds failed at ``breaker_failure_rate`` or more.
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    breaker_minimum_calls: int = Field(default=10, ge=1)
+    breaker_window_s: float = Field(default=10.0, gt=0)
     breaker_reset_timeout_s: float = Field(default=10.0, gt=0)
     # Calls in flight per upstream before failing fast; above what a healthy upstream ever needs.
     bulkhead_max_concurrent: int = Field(default=64, ge=1)
@@ -70,6 +89,9 @@ class ServiceSettings(BaseSettings):
             raise ValueError(
                 "service_shared_secret is a placeholder or too short; set a real secret for env=prod"
             )
+        cursor_secret = self.cursor_secret.get_secret_value()
+        if self.env == "prod" and (cursor_secret == PLACEHOLDER_SECRET or len(cursor_secret) < 16):
+            raise ValueError("cursor_secret is a placeholder or too short; set a real secret for env=prod")
         return self
 
     def sqlite_path(self) -> Path | None:
