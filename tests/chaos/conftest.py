@@ -276,6 +276,7 @@ class World:
         details: dict[str, Any] | None = None,
     ) -> ScenarioResult:
         """Wait until settled, audit, write the scenario's row; the caller asserts on it."""
+        _check_lab_exists(lab)
         problems: list[str] = []
         try:
             self.ledger.wait_settled(within=bound_s + 60)
@@ -298,6 +299,16 @@ class World:
         )
         _RESULTS.append(result)
         return result
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _check_lab_exists(lab: str) -> None:
+    """Every scenario names the lab that demonstrates it; the page and its anchor must exist."""
+    page, _, anchor = lab.partition("#")
+    text = (REPO / page).read_text(encoding="utf-8")
+    assert f'id="{anchor}"' in text or f"## {anchor}" in text.lower(), f"{lab}: no such lab"
 
 
 @pytest.fixture(scope="session")

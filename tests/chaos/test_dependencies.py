@@ -80,7 +80,7 @@ def test_dependency_hung_member_frozen(world: World) -> None:
     bookings = _retry_refused(world, sent)
     result = world.settle_and_record(
         "dependency hung (member frozen)",
-        "docs/patterns/resilient-http.md#lab",
+        "docs/chaos.md#dependency-hung",
         bookings=bookings,
         members=users,
         since=since,
@@ -115,7 +115,7 @@ def test_dependency_slow_member_latency_above_timeout(world: World) -> None:
     bookings = _retry_refused(world, sent)
     result = world.settle_and_record(
         "dependency slow (member latency 4 s > timeout)",
-        "docs/patterns/fault-injection.md#lab",
+        "docs/chaos.md#dependency-slow",
         bookings=bookings,
         members=users,
         since=since,
@@ -142,7 +142,7 @@ def test_inventory_frozen_during_parallel_reservations_leaves_no_orphan_hold(wor
     bookings = _retry_refused(world, sent)
     result = world.settle_and_record(
         "inventory frozen (SIGSTOP) during 6 reservations",
-        "docs/patterns/resilient-http.md#lab",
+        "docs/chaos.md#inventory-frozen",
         bookings=bookings,
         members=users,
         since=since,
@@ -185,7 +185,7 @@ def test_database_write_locked_from_outside(world: World) -> None:
     bookings = _retry_refused(world, sent)
     result = world.settle_and_record(
         "room's database write-locked from outside",
-        "docs/patterns/errors-and-health.md#lab",
+        "docs/chaos.md#db-locked",
         bookings=bookings,
         members=users,
         since=since,
@@ -220,7 +220,7 @@ def test_burst_on_the_last_unit_is_409_not_503_and_trips_no_breaker(world: World
     bookings = [booking_of(users[won % len(users)], answers[won]), booking_of(users[0], after)]
     result = world.settle_and_record(
         "burst of 50 on the last unit",
-        "docs/patterns/resilient-http.md#lab",
+        "docs/chaos.md#burst",
         bookings=bookings,
         members=users,
         since=since,

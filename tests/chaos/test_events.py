@@ -88,7 +88,7 @@ def test_broker_killed_for_30_s_during_traffic(world: World) -> None:
     restarted = time.monotonic()
     result = world.settle_and_record(
         "broker killed (kill -9) for 30 s during traffic",
-        "docs/patterns/events.md#lab",
+        "docs/chaos.md#broker-killed",
         bookings=before + during,
         members=[user],
         since=since,
@@ -127,7 +127,7 @@ def test_consumer_killed_mid_stream(world: World) -> None:
     restarted = time.monotonic()
     result = world.settle_and_record(
         "consumer killed (kill -9) mid-stream",
-        "docs/patterns/events.md#lab",
+        "docs/chaos.md#consumer-killed",
         bookings=bookings,
         members=[user],
         since=since,
@@ -159,7 +159,7 @@ def test_consumer_paused_past_its_session_timeout(world: World) -> None:
     resumed = time.monotonic()
     result = world.settle_and_record(
         "consumer paused past its session timeout",
-        "docs/patterns/events.md#lab",
+        "docs/chaos.md#consumer-paused",
         bookings=bookings,
         members=[user],
         since=since,
@@ -203,7 +203,7 @@ def test_second_consumer_instance_joins_and_leaves(world: World) -> None:
         log.close()
     result = world.settle_and_record(
         "second consumer instance joins, then leaves (rebalance)",
-        "docs/patterns/events.md#lab",
+        "docs/chaos.md#rebalance",
         bookings=bookings,
         members=[user],
         since=since,
@@ -249,7 +249,7 @@ def test_duplicate_delivery_of_real_records(world: World) -> None:
     redelivered = time.monotonic()
     result = world.settle_and_record(
         "duplicate delivery of real records (each twice more)",
-        "docs/patterns/events.md#lab",
+        "docs/chaos.md#duplicates",
         bookings=bookings,
         members=[user],
         since=since,
@@ -333,7 +333,7 @@ def test_poison_messages_are_parked_once_per_group_and_the_partition_moves_on(wo
     behind, stalled = _effects_within(world, user, within=120)
     result = world.settle_and_record(
         "poison messages (garbage, unknown fingerprint, truncated Avro)",
-        "docs/patterns/events.md#lab",
+        "docs/chaos.md#poison",
         bookings=[first, behind],
         members=[user],
         since=since,
@@ -368,7 +368,7 @@ def test_producer_killed_inside_the_outbox_window(world: World) -> None:
     restarted = time.monotonic()
     result = world.settle_and_record(
         "producer killed inside the outbox window (crash after send)",
-        "docs/patterns/fault-injection.md#lab",
+        "docs/chaos.md#crash-after-send",
         bookings=bookings,
         members=[user],
         since=since,
@@ -408,7 +408,7 @@ def test_smtp_down_longer_than_the_old_retry_horizon(world: World) -> None:
     restored = time.monotonic()
     result = world.settle_and_record(
         f"SMTP down {SMTP_OUTAGE_S:.0f} s (old horizon {OLD_HORIZON_S} s)",
-        "docs/patterns/events.md#lab",
+        "docs/chaos.md#smtp-down",
         bookings=bookings,
         members=[user],
         since=since,
