@@ -1,9 +1,12 @@
 """Readiness checks: small async callables reporting one dependency each.
 
 ``/health/live`` only says the process answers; ``/health/ready`` runs every check and
-answers 503 with details when a *critical* one fails (DB down, Kafka unreachable), so a load
-balancer stops sending traffic while the process stays alive. Informational checks (breaker
-states, outbox backlog) are reported but never make the service unready.
+answers 503 with details when a *critical* one fails, so a load balancer stops sending traffic
+while the process stays alive. Critical means "this service can't answer its API without it":
+the database. Kafka is informational: the outbox absorbs an outage (requests still succeed and
+their events wait), so a service that drops out of the load balancer while Kafka is down would
+fail exactly the requests that work. Informational checks (Kafka, breaker states, outbox
+backlog and age, consumers) are reported but never make the service unready.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy import Table, func, select
 
 from common.db import Database
 
@@ -65,8 +71,12 @@ def database_check(db: Database) -> ReadinessCheck:
     return ReadinessCheck("database", run)
 
 
-def kafka_check(bootstrap_servers: str) -> ReadinessCheck:
-    """Kafka is reachable when any bootstrap server accepts a TCP connection."""
+def kafka_check(bootstrap_servers: str, *, critical: bool = False) -> ReadinessCheck:
+    """Kafka is reachable when any bootstrap server accepts a TCP connection.
+
+    Informational by default: every service here publishes through its outbox and consumes in
+    the background, so its API answers without Kafka.
+    """
 
     async def run() -> CheckResult:
         errors = []
@@ -81,7 +91,19 @@ def kafka_check(bootstrap_servers: str) -> ReadinessCheck:
             return CheckResult(True, server)
         return CheckResult(False, "; ".join(errors))
 
-    return ReadinessCheck("kafka", run)
+    return ReadinessCheck("kafka", run, critical=critical)
+
+
+def outbox_status(db: Database, outbox: Table) -> dict[str, Any]:
+    """How many outbox rows wait for Kafka and how long the oldest has waited (seconds)."""
+    with db.read() as session:
+        count, oldest = session.execute(
+            select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))
+        ).one()
+    if oldest is not None and oldest.tzinfo is None:  # SQLite returns naive UTC
+        oldest = oldest.replace(tzinfo=UTC)
+    age = round((datetime.now(UTC) - oldest).total_seconds(), 3) if oldest is not None else None
+    return {"backlog": int(count or 0), "oldest_unsent_age_s": age}
 
 
 def info_check(name: str, read: Callable[[], Any]) -> ReadinessCheck:

@@ -24,7 +24,7 @@ from common.auth import (
 )
 from common.db import Database
 from common.faults import FaultTransport, Switchboard, faults_router, http_transport
-from common.health import ReadinessCheck, database_check, info_check, kafka_check
+from common.health import ReadinessCheck, database_check, info_check, kafka_check, outbox_status
 from common.http import BreakerPolicy, RetryPolicy, ServiceClient
 from common.messaging import AvroCodec, ConsumerRunner, Handler, MessagingTables, Outbox, OutboxRelay
 from common.settings import ServiceSettings
@@ -144,9 +144,14 @@ class ServiceRuntime:
     # -- the app ---------------------------------------------------------------------------------
 
     def readiness_checks(self) -> list[ReadinessCheck]:
+        """Only the database is critical: it is what every API call needs.
+
+        Kafka is informational: events wait in the outbox and consumers catch up later, so a
+        service stays in the load balancer while Kafka is down (docs/patterns/errors-and-health.md).
+        """
         checks = [database_check(self.db)]
         if self.uses_kafka:
-            checks.append(kafka_check(self.settings.kafka_bootstrap_servers))
+            checks.append(kafka_check(self.settings.kafka_bootstrap_servers, critical=False))
         if self.clients:
             checks.append(
                 info_check("breakers", lambda: {n: c.state.breaker for n, c in self.clients.items()})
@@ -154,7 +159,14 @@ class ServiceRuntime:
         if self.relay is not None:
             relay = self.relay
             checks.append(
-                info_check("outbox", lambda: {"backlog": relay.backlog(), "error": relay.last_error})
+                info_check(
+                    "outbox",
+                    lambda: {
+                        **outbox_status(self.db, self.tables.outbox),
+                        "relay_healthy": relay.healthy,
+                        "error": relay.last_error,
+                    },
+                )
             )
         if self.consumers:
             checks.append(
