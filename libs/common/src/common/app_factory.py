@@ -23,7 +23,6 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.context import (
-    DEADLINE_HEADER,
     REQUEST_ID_HEADER,
     TRACEPARENT_HEADER,
     Deadline,
@@ -69,7 +68,7 @@ class RequestContextMiddleware:
         request_id = incoming_id if _SAFE_REQUEST_ID.match(incoming_id) else new_request_id()
         parent = TraceContext.parse(headers.get(TRACEPARENT_HEADER))
         trace = parent.child() if parent else TraceContext.new()
-        deadline = Deadline.from_header(headers.get(DEADLINE_HEADER.lower()), cap=self.request_timeout_s)
+        deadline = Deadline.from_headers(headers, cap=self.request_timeout_s)
         tokens = (
             request_id_var.set(request_id),
             traceparent_var.set(trace.header()),

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 REQUEST_ID_HEADER = "X-Request-ID"
 TRACEPARENT_HEADER = "traceparent"
-DEADLINE_HEADER = "X-Deadline-Ms"  # remaining budget in milliseconds: relative, so clock skew can't bite
+# The deadline travels twice, see ``Deadline.from_headers``:
+DEADLINE_HEADER = "X-Deadline-Ms"  # remaining budget in milliseconds when sent (relative)
+DEADLINE_AT_HEADER = "X-Deadline-At"  # the same end as wall-clock Unix time in milliseconds (absolute)
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 traceparent_var: ContextVar[str | None] = ContextVar("traceparent", default=None)
@@ -81,18 +84,41 @@ class Deadline:
         return self.remaining() <= 0
 
     def header_value(self) -> str:
+        """``X-Deadline-Ms``: the budget left, in whole milliseconds."""
         return str(max(0, int(self.remaining() * 1000)))
 
+    def at_header_value(self) -> str:
+        """``X-Deadline-At``: the same end on the wall clock, Unix time in milliseconds."""
+        return str(int((time.time() + self.remaining()) * 1000))
+
     @classmethod
-    def from_header(cls, value: str | None, *, cap: float) -> Deadline:
-        """The caller's remaining budget, bounded by our own ``cap`` (each hop takes the minimum)."""
+    def from_headers(cls, headers: Mapping[str, str], *, cap: float) -> Deadline:
+        """The tightest of our own ``cap``, the caller's relative budget and its absolute end.
+
+        ``headers`` has lower-case names. Why both: the relative budget starts counting when
+        *we read* the request, so a request that waited in the socket queue of a frozen or
+        overloaded process would get its whole budget again, long after its caller gave up.
+        The absolute end doesn't restart, but it reads another host's clock: if ours is ahead,
+        the budget looks shorter (we refuse early, never late); if ours is behind, it looks
+        longer, and then the relative budget is the bound. Taking the minimum, skew can only
+        shorten a budget, never stretch it; NTP keeps hosts within milliseconds, far below any
+        budget here. Unparsable values are ignored (our cap still holds).
+        """
         budget = cap
-        if value is not None:
-            try:
-                budget = min(cap, max(0.0, int(value) / 1000))
-            except ValueError:
-                budget = cap
-        return cls.after(budget)
+        relative = _milliseconds(headers.get(DEADLINE_HEADER.lower()))
+        if relative is not None:
+            budget = min(budget, relative / 1000)
+        absolute = _milliseconds(headers.get(DEADLINE_AT_HEADER.lower()))
+        if absolute is not None:
+            budget = min(budget, absolute / 1000 - time.time())
+        return cls.after(max(0.0, budget))
+
+
+def _milliseconds(value: str | None) -> int | None:
+    # ASCII digits only ("²".isdigit() is true), and few enough to stay a sane float.
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 15:
+        return None
+    return int(value)
 
 
 def current_deadline() -> Deadline | None:

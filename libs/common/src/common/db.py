@@ -4,6 +4,15 @@ SQLite (the default) is tuned for a service with a request thread pool *and* con
 threads: WAL so readers never block the writer, a busy timeout so writers queue instead of
 failing, and ``BEGIN IMMEDIATE`` for write transactions so two writers can't both read and
 then deadlock upgrading their locks. PostgreSQL needs none of this.
+
+Time: no transaction waits for a lock longer than its request can. Inside a request (a
+deadline is set, ``common.context``) the lock wait is ``min(lock_timeout_s, remaining budget)``
+(SQLite ``busy_timeout``, PostgreSQL ``SET LOCAL lock_timeout`` and ``statement_timeout``), set
+anew at every ``BEGIN``; a lock not had in that time is a 503 problem (``DatabaseBusy``), or a
+504 when the budget is what ran out, and nothing is stored. A write transaction also refuses to
+commit once the budget is spent: the caller has given up, so the work must not be done behind
+its back (its retry, with the same idempotency key, does it properly). Background work (no
+deadline) waits up to ``background_lock_timeout_s``.
 """
 
 from __future__ import annotations
@@ -14,19 +23,47 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, create_engine, event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-_SQLITE_BUSY_TIMEOUT_MS = 15_000
+from common.context import current_deadline
+from common.errors import DeadlineExceeded, ProblemError
+
+_SQLITE_BUSY = 5  # SQLITE_BUSY: a lock was not had within busy_timeout
+_PG_LOCK_NOT_AVAILABLE, _PG_QUERY_CANCELED = "55P03", "57014"  # lock_timeout, statement_timeout
+
+
+class DatabaseBusy(ProblemError):
+    """A lock was not had within what the request could wait (503; nothing was stored)."""
+
+    status, title, slug = 503, "Service Unavailable", "database-busy"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The database is busy; nothing was stored. Retry (with the same Idempotency-Key).",
+            headers={"Retry-After": "1"},
+        )
 
 
 class Database:
     """An engine and its session factory; ``transaction()`` is the unit of work."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        lock_timeout_s: float = 2.0,
+        background_lock_timeout_s: float = 15.0,
+    ) -> None:
         self.url = url
+        self.lock_timeout_s = lock_timeout_s
+        self.background_lock_timeout_s = background_lock_timeout_s
         self.engine: Engine = create_engine(url, echo=echo, pool_pre_ping=not url.startswith("sqlite"))
         if self.is_sqlite:
-            _tune_sqlite(self.engine)
+            _tune_sqlite(self.engine, self)
+        elif self.is_postgres:
+            _bound_postgres(self.engine, self)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
@@ -42,15 +79,34 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """Commit everything done in the block, or nothing if it raises."""
-        with self._sessions() as session, session.begin():
+        """Commit everything done in the block, or nothing if it raises.
+
+        Inside a request: waits for locks no longer than the budget allows, and refuses to
+        commit (``DeadlineExceeded``, rolled back) once the budget is spent.
+        """
+        with _lock_problems(), self._sessions() as session, session.begin():
             yield session
+            deadline = current_deadline()
+            if deadline is not None and deadline.expired:
+                raise DeadlineExceeded(
+                    "The request's time budget ran out before its work could be stored; nothing was."
+                )
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only session that takes no write lock (SQLite: deferred transaction)."""
-        with self._read_sessions() as session, session.begin():
+        with _lock_problems(), self._read_sessions() as session, session.begin():
             yield session
+
+    def lock_wait_s(self) -> float:
+        """How long the transaction beginning now may wait for a lock (see the module docstring)."""
+        deadline = current_deadline()
+        if deadline is None:
+            return self.background_lock_timeout_s
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise DeadlineExceeded("The request's time budget ran out before its database work began.")
+        return min(self.lock_timeout_s, remaining)
 
     def ping(self) -> None:
         """Raise if the database can't answer a trivial query."""
@@ -85,14 +141,52 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _tune_sqlite(engine: Engine) -> None:
+@contextmanager
+def _lock_problems() -> Iterator[None]:
+    """Inside a request, a lock not had in time becomes a 503 (or 504) problem, not a 500."""
+    try:
+        yield
+    except OperationalError as exc:
+        deadline = current_deadline()
+        if deadline is None or not _is_lock_wait(exc):
+            raise  # background work handles (and retries) its own errors
+        if deadline.expired:
+            raise DeadlineExceeded("The request's time budget ran out waiting for the database.") from exc
+        raise DatabaseBusy() from exc
+
+
+def _is_lock_wait(exc: OperationalError) -> bool:
+    driver_error = exc.orig
+    if getattr(driver_error, "sqlite_errorcode", None) == _SQLITE_BUSY:
+        return True
+    if "database is locked" in str(driver_error):  # older sqlite3 modules carry no code
+        return True
+    sqlstate = getattr(driver_error, "sqlstate", None) or getattr(driver_error, "pgcode", None)
+    return sqlstate in (_PG_LOCK_NOT_AVAILABLE, _PG_QUERY_CANCELED)
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, int(seconds * 1000))  # 0 would mean "don't wait at all" / "no limit"
+
+
+def _bound_postgres(engine: Engine, db: Database) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # SET LOCAL lasts until this transaction ends, so a pooled connection keeps no budget.
+        wait = _milliseconds(db.lock_wait_s())
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {wait}")
+        if current_deadline() is not None:  # no statement outlives the request either
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {wait}")
+
+
+def _tune_sqlite(engine: Engine, db: Database) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy, not pysqlite, decide when transactions begin (see the "begin" hook).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         # The busy timeout first, so nothing below fails at once on a lock another thread holds.
-        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={_milliseconds(db.background_lock_timeout_s)}")
         # WAL is stored in the file: switch only once. Switching needs an exclusive lock, and
         # asking on every new connection failed with "database is locked" while a consumer or
         # reaper thread of the same service held the database.
@@ -104,5 +198,7 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        # The wait for this transaction's lock: a BEGIN IMMEDIATE waits for the write lock here.
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={_milliseconds(db.lock_wait_s())}")
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
         conn.exec_driver_sql(f"BEGIN {mode}")

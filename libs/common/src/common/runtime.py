@@ -57,7 +57,11 @@ class ServiceRuntime:
         self.service = settings.service_name
         self.tables = tables
         self.uses_kafka = uses_kafka
-        self.db = Database(settings.database_url)
+        self.db = Database(
+            settings.database_url,
+            lock_timeout_s=settings.db_lock_timeout_s,
+            background_lock_timeout_s=settings.db_background_lock_timeout_s,
+        )
         # Fault switches (off unless set by env or /admin/faults): every seam below asks this board.
         self.faults = Switchboard(self.service)
         self.faults.load(settings.faults)
@@ -106,7 +110,11 @@ class ServiceRuntime:
                 "timeout": s.upstream_timeout_s,
                 "retry": RetryPolicy(max_attempts=s.upstream_max_attempts),
                 "breaker": BreakerPolicy(
-                    threshold=s.breaker_failure_threshold, ttl=s.breaker_reset_timeout_s
+                    failure_rate=s.breaker_failure_rate,
+                    minimum_calls=s.breaker_minimum_calls,
+                    window="time",
+                    window_size=s.breaker_window_s,
+                    ttl=s.breaker_reset_timeout_s,
                 ),
                 "max_concurrent": s.bulkhead_max_concurrent,
                 "auth": lambda: self.service_auth.headers_for(upstream),

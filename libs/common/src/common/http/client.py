@@ -2,9 +2,13 @@
 
 One call, outermost first::
 
-    bulkhead slot (fail fast when full)
+    bulkhead slot (fail fast when full; never a breaker failure: it is our own load shedding)
       per attempt: deadline check → breaker admit → send, timeout = min(own, remaining budget)
                    → verdict to the breaker → retry? (backoff or Retry-After, within the deadline)
+
+Retries follow connect errors and fast 5xx/429 answers only, never a timeout: a timed-out attempt
+already took a whole timeout, so the first 503 for a hung upstream comes after one timeout (plus
+the backoff of any fast failures before it), not after ``max_attempts`` of them.
 
 What the caller sees:
 
@@ -16,6 +20,10 @@ What the caller sees:
   per-call timeout, ran out). A per-call timeout is a 503, not a 504, on purpose: the upstream
   is too slow to be useful, the caller may try again; a 504 tells it its own budget is spent.
 - With ``fallback``, those problems are handed to it instead and its response is returned.
+- When the request may have been applied although no answer came (a timeout after sending, a
+  broken connection, a 5xx that is not a problem document), the problem raised is also an
+  ``OutcomeUnknown`` (``UpstreamOutcomeUnknown`` 503, ``DeadlineOutcomeUnknown`` 504): the
+  caller's cue to compensate (release a hold) or look the result up.
 
 Options worth knowing:
 
@@ -46,6 +54,7 @@ from typing import Any, Literal, TypedDict, Unpack
 import httpx
 
 from common.context import (
+    DEADLINE_AT_HEADER,
     DEADLINE_HEADER,
     REQUEST_ID_HEADER,
     TRACEPARENT_HEADER,
@@ -87,6 +96,23 @@ class RequestOptions(TypedDict, total=False):
     headers: Mapping[str, str] | None
     idempotency_key: str | None
     fallback: Fallback | None
+
+
+class OutcomeUnknown(Exception):
+    """Marks a 503/504 after which the request may still have been applied by the upstream.
+
+    The request reached it (or may have) and no answer came back: a timeout after sending, a
+    connection broken mid-way, a 5xx that is not a problem document. A caller that changed
+    something with the call (took a hold, say) must undo it idempotently or look it up.
+    """
+
+
+class UpstreamOutcomeUnknown(UpstreamUnavailable, OutcomeUnknown):
+    """503: no usable answer, and the request may have been applied."""
+
+
+class DeadlineOutcomeUnknown(DeadlineExceeded, OutcomeUnknown):
+    """504: the budget ran out while the request may have been applied."""
 
 
 @dataclass(frozen=True)
@@ -239,36 +265,52 @@ class ServiceClient:
         retryable: bool,
     ) -> httpx.Response:
         retries = 0
+        # Did some attempt reach the upstream without us seeing its answer? Then the call's
+        # outcome is unknown unless a later attempt gets a real answer.
+        unseen = False
         while True:
-            timeout, deadline_binds = self._attempt_timeout()
+            timeout, deadline_binds = self._attempt_timeout(unseen)
             try:
                 permit = self._breaker.admit()
-            except CircuitOpen:
+            except CircuitOpen as exc:
                 self._count("rejected_open")
+                if unseen:
+                    raise UpstreamOutcomeUnknown(exc.detail, upstream=self.upstream) from exc
                 raise
             try:
                 response = await self._send(method, path, timeout, json, content, params, headers)
-            except (httpx.TimeoutException, TimeoutError):
-                self._breaker.record(permit, ok=False)
+            except (httpx.TimeoutException, TimeoutError) as exc:
+                # A connect or pool timeout proves the request never left; any other may not.
+                unseen |= not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+                # Cut short by the caller's budget, the upstream never had its full timeout:
+                # that says nothing about its health.
+                self._breaker.record(permit, ok=None if deadline_binds else False)
                 if deadline_binds:  # the budget is spent: no retry could help
                     self._count("deadline")
-                    raise DeadlineExceeded(
+                    kind = DeadlineOutcomeUnknown if unseen else DeadlineExceeded
+                    raise kind(
                         f"{self.upstream} did not answer within the request's deadline",
                         upstream=self.upstream,
                     ) from None
+                # Never retried: a hung upstream would make the caller wait a whole timeout per
+                # attempt (3 attempts: 3x the timeout before the first 503), and an overloaded
+                # one would get more work exactly when it can't cope.
                 detail = f"{self.upstream} timed out after {timeout:.2f}s"
-                failure = _Failure("timeout", detail, retryable=True)
+                failure = _Failure("timeout", detail, retryable=False)
             except httpx.TransportError as exc:
                 self._breaker.record(permit, ok=False)
                 # Only a connect error proves the request never arrived; a broken read may not.
+                refused = isinstance(exc, httpx.ConnectError)
+                unseen |= not refused
                 detail = f"{self.upstream} unreachable: {type(exc).__name__}"
-                failure = _Failure("error", detail, retryable=isinstance(exc, httpx.ConnectError))
+                failure = _Failure("error", detail, retryable=refused)
             except BaseException:
                 self._breaker.record(permit, ok=None)  # cancelled (or a bug): no verdict
                 raise
             else:
                 status = response.status_code
-                if status >= 500 and self.problems_are_answers and _is_problem(response):
+                problem = _is_problem(response)
+                if status >= 500 and self.problems_are_answers and problem:
                     self._breaker.record(permit, ok=True)  # alive, and reporting a failure
                     self._count("upstream_problem")
                     return response
@@ -276,6 +318,9 @@ class ServiceClient:
                 if status < 500 and status != 429:
                     self._count("success" if status < 400 else "client_error")
                     return response
+                # A problem document is the upstream refusing, by its own account; a bare 5xx
+                # (a crash, a proxy's page) may come after the work was done.
+                unseen |= status >= 500 and not problem
                 retry_after = None
                 if status in (429, 503):
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -285,14 +330,13 @@ class ServiceClient:
             delay = self._retry_delay(retries, failure) if retryable else None
             if delay is None:
                 self._count(failure.outcome)
-                raise UpstreamUnavailable(
-                    failure.detail, upstream=self.upstream, retry_after=failure.retry_after or 1
-                )
+                unavailable = UpstreamOutcomeUnknown if unseen else UpstreamUnavailable
+                raise unavailable(failure.detail, upstream=self.upstream, retry_after=failure.retry_after or 1)
             UPSTREAM_RETRIES.labels(service=self.caller, upstream=self.upstream).inc()
             await self._sleep(delay)
             retries += 1
 
-    def _attempt_timeout(self) -> tuple[float, bool]:
+    def _attempt_timeout(self, unseen: bool) -> tuple[float, bool]:
         """This attempt's timeout, and whether the request's deadline (not ours) sets it."""
         deadline = current_deadline()
         if deadline is None:
@@ -300,7 +344,8 @@ class ServiceClient:
         remaining = deadline.remaining()
         if remaining <= 0:
             self._count("deadline")
-            raise DeadlineExceeded(f"no time budget left to call {self.upstream}", upstream=self.upstream)
+            kind = DeadlineOutcomeUnknown if unseen else DeadlineExceeded
+            raise kind(f"no time budget left to call {self.upstream}", upstream=self.upstream)
         return min(self.timeout, remaining), remaining < self.timeout
 
     def _retry_delay(self, retries: int, failure: _Failure) -> float | None:
@@ -353,7 +398,10 @@ class ServiceClient:
         headers = {
             TRACEPARENT_HEADER: trace.child().header(),
             # The callee's budget is what we will wait for this attempt: never more than ours.
+            # Relative and absolute (see ``Deadline.from_headers``): a request that waits in a
+            # frozen callee's socket queue must not start a fresh budget when it is finally read.
             DEADLINE_HEADER: str(int(limit * 1000)),
+            DEADLINE_AT_HEADER: str(int((time.time() + limit) * 1000)),
         }
         request_id = request_id_var.get()
         if request_id:

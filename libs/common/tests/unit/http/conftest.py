@@ -109,14 +109,9 @@ async def make_client(clock: FakeClock, sleep: FakeSleep) -> AsyncIterator[MakeC
         upstream = Upstream(*script)
         kwargs.setdefault("caller", f"test-{uuid.uuid4().hex[:8]}")
         kwargs.setdefault("rng", random.Random(7))
-        client = ServiceClient(
-            "inventory",
-            "http://inventory.test",
-            transport=upstream.transport(),
-            clock=clock,
-            sleep=sleep,
-            **kwargs,
-        )
+        kwargs.setdefault("clock", clock)
+        kwargs.setdefault("sleep", sleep)
+        client = ServiceClient("inventory", "http://inventory.test", transport=upstream.transport(), **kwargs)
         clients.append(client)
         return client, upstream
 

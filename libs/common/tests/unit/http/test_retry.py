@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from datetime import UTC, datetime
@@ -55,7 +56,7 @@ async def test_get_is_retried_on_503_then_succeeds(make_client, sleep, sample, o
     assert outcome(client, "success") == 1
 
 
-@pytest.mark.parametrize("step", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), 502, 504])
+@pytest.mark.parametrize("step", [httpx.ConnectError("refused"), 502, 503, 504])
 async def test_transient_failures_are_retried(make_client, step):
     client, upstream = make_client(step, 200)
 
@@ -192,15 +193,49 @@ async def test_timeout_when_the_deadline_binds_is_a_504_without_retry(make_clien
     assert outcome(client, "deadline") == 1
 
 
-async def test_own_timeouts_exhausted_are_a_503(make_client, outcome):
-    client, upstream = make_client(httpx.ReadTimeout("slow"), timeout=1.0)
+@pytest.mark.parametrize("step", [httpx.ReadTimeout("slow"), httpx.ConnectTimeout("no SYN-ACK")])
+async def test_a_timed_out_attempt_is_never_followed_by_another(make_client, outcome, step):
+    # Issue 7: a hung upstream cost 3 attempts x the timeout before the first 503. One timeout
+    # is the whole wait now, even for requests that are safe to repeat.
+    client, upstream = make_client(step, 200, timeout=1.0)
 
     with pytest.raises(UpstreamUnavailable) as raised:
         await client.get("/holds/1")
 
     assert raised.value.status == 503
-    assert upstream.calls == 3
+    assert upstream.calls == 1
     assert outcome(client, "timeout") == 1
+
+
+async def test_first_503_for_a_hung_upstream_comes_within_1_2_timeouts(make_client):
+    # Real time, no fakes for the clock: the upstream accepts the request and never answers.
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    client, upstream = make_client(hang, timeout=0.3, sleep=asyncio.sleep)
+    started = time.monotonic()
+
+    with pytest.raises(UpstreamUnavailable):
+        await client.put("/holds/1", idempotency_key="k")  # safe to retry, still one attempt
+
+    assert time.monotonic() - started < 0.3 * 1.2 + 0.5  # generous slack for a loaded machine
+    assert upstream.calls == 1
+
+
+async def test_deadline_travels_relative_and_absolute(make_client):
+    deadline_var.set(Deadline.after(2.0))
+    client, upstream = make_client(200, timeout=5.0)
+    before = time.time()
+
+    await client.get("/holds/1")
+
+    sent = upstream.requests[0].headers
+    relative = int(sent["X-Deadline-Ms"]) / 1000
+    absolute = int(sent["X-Deadline-At"]) / 1000
+    assert 0 < relative <= 2.0
+    assert before < absolute <= time.time() + 2.0
+    assert abs((absolute - before) - relative) < 0.5  # the same end, told two ways
 
 
 async def test_context_and_auth_headers_are_propagated(make_client):

@@ -1,0 +1,125 @@
+"""No database wait longer than the request's budget, and no commit after it is spent."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from common.context import Deadline, deadline_var
+from common.db import Database, DatabaseBusy
+from common.errors import DeadlineExceeded
+
+SLACK_S = 3.0  # generous: a loaded machine may be slow to wake a waiting thread
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(
+        f"sqlite:///{tmp_path / 'budget.db'}", lock_timeout_s=30, background_lock_timeout_s=30
+    )
+    with database.transaction() as session:
+        session.execute(text("CREATE TABLE bookings (id TEXT PRIMARY KEY)"))
+        session.execute(text("PRAGMA journal_mode=WAL"))
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def locked(db: Database) -> Iterator[sqlite3.Connection]:
+    """Another process's writer that does not let go (like ``sqlite3 file 'BEGIN IMMEDIATE'``)."""
+    other = sqlite3.connect(db.url.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    yield other
+    other.execute("ROLLBACK")
+    other.close()
+
+
+@pytest.fixture
+def budget() -> Iterator[None]:
+    token = deadline_var.set(Deadline.after(0.3))
+    yield
+    deadline_var.reset(token)
+
+
+def _book(db: Database, booking: str) -> None:
+    with db.transaction() as session:
+        session.execute(text("INSERT INTO bookings VALUES (:id)"), {"id": booking})
+
+
+def _stored(db: Database) -> list[str]:
+    with db.read() as session:
+        return [row[0] for row in session.execute(text("SELECT id FROM bookings"))]
+
+
+def test_a_lock_held_beyond_the_budget_is_a_504_after_the_budget_not_the_busy_timeout(db, locked):
+    # Issue 7 fault 2: a 15 s busy timeout inside a 10 s budget stored the booking after the 504.
+    token = deadline_var.set(Deadline.after(0.3))
+    try:
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded):
+            _book(db, "b-1")
+    finally:
+        deadline_var.reset(token)
+
+    assert time.monotonic() - started < 0.3 + SLACK_S  # not the configured 30 s
+    assert _stored(db) == []  # WAL: reading needs no lock
+
+
+def test_the_lock_timeout_bounds_a_request_with_a_longer_budget(db, locked):
+    db.lock_timeout_s = 0.2
+    token = deadline_var.set(Deadline.after(60))
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseBusy) as busy:
+            _book(db, "b-1")
+    finally:
+        deadline_var.reset(token)
+
+    assert time.monotonic() - started < 0.2 + SLACK_S
+    assert busy.value.status == 503
+    assert busy.value.headers["Retry-After"] == "1"
+
+
+def test_background_work_waits_its_own_timeout_and_sees_the_driver_error(db, locked):
+    db.background_lock_timeout_s = 0.2
+
+    with pytest.raises(OperationalError, match="locked"):
+        _book(db, "b-1")
+
+
+def test_a_transaction_whose_budget_ran_out_inside_it_is_not_committed(db):
+    token = deadline_var.set(Deadline.after(0.2))
+    try:
+        with pytest.raises(DeadlineExceeded), db.transaction() as session:
+            session.execute(text("INSERT INTO bookings VALUES ('b-1')"))
+            deadline = deadline_var.get()
+            assert deadline is not None
+            while not deadline.expired:  # the work outlived the caller's patience
+                time.sleep(0.01)
+    finally:
+        deadline_var.reset(token)
+
+    assert _stored(db) == []
+
+
+def test_a_spent_budget_begins_no_transaction(db):
+    token = deadline_var.set(Deadline.after(0))
+    try:
+        with pytest.raises(DeadlineExceeded):
+            _book(db, "b-1")
+    finally:
+        deadline_var.reset(token)
+
+    assert _stored(db) == []
+
+
+def test_within_the_budget_everything_commits(db, budget):
+    _book(db, "b-1")
+
+    assert _stored(db) == ["b-1"]
