@@ -9,8 +9,15 @@ from auth_service.settings import AuthSettings
 
 
 def prod(**overrides: int) -> AuthSettings:
+    # Every other production guard satisfied, so only the one under test can refuse.
     return AuthSettings.model_validate(
-        {"env": "prod", "service_shared_secret": "a-real-secret-of-enough-length", **overrides}
+        {
+            "env": "prod",
+            "service_shared_secret": "a-real-secret-of-enough-length",
+            "cursor_secret": "another-real-secret-of-enough-length",
+            "allowed_hosts": ["auth.example"],
+            **overrides,
+        }
     )
 
 

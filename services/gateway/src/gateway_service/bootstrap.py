@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from common.runtime import ServiceRuntime
 from gateway_service.adapters.orm import messaging
 from gateway_service.adapters.rate_limit import RateLimiter
-from gateway_service.api import dashboard
+from gateway_service.api import dashboard, faults
 from gateway_service.api.proxy import build_router
 from gateway_service.settings import GatewaySettings
 
@@ -26,7 +26,8 @@ def build_app(settings: GatewaySettings) -> FastAPI:
             "the service that owns it, checks access tokens, limits rates, and serves the "
             "dashboard aggregate. Log in with **Authorize** (POST /api/v1/auth/token)."
         ),
-        routers=[build_router(), dashboard.router],
+        routers=[build_router(), dashboard.router, faults.router],
+        public_docs=True,  # its spec is the public API (internal services: management port only)
         settings=settings,
         upstreams=upstreams,
         rate_limiter=RateLimiter(settings.rate_limit),

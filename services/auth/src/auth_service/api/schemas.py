@@ -8,13 +8,22 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from auth_service.domain.emails import MAX_EMAIL_LENGTH, normalize_email
+from common.validation import SAFE_TEXT, DisplayName, Identifier
 
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True)]
+# Every string a user gives and others see is checked by common.validation: no control or
+# bidi characters (a CRLF in a machine id would otherwise reach a mail header), bounded length.
+ProductName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SAFE_TEXT
+]
+# Keys are typed by hand: letters, digits and dashes (compared upper-case).
+LicenseKey = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
+]
 
 
 class SignupRequest(Request):
@@ -26,7 +35,7 @@ class SignupRequest(Request):
 
     email: Annotated[str, Field(max_length=MAX_EMAIL_LENGTH + 50)]
     password: Annotated[str, Field(min_length=8, max_length=128)]
-    display_name: Annotated[Text, Field(min_length=1, max_length=100)]
+    display_name: DisplayName
 
     @field_validator("email")
     @classmethod
@@ -63,7 +72,7 @@ class Jwks(BaseModel):
 class LicenseRequest(Request):
     model_config = ConfigDict(json_schema_extra={"examples": [{"product": "reservations-pro", "seats": 3}]})
 
-    product: Annotated[Text, Field(min_length=1, max_length=100)]
+    product: ProductName
     seats: Annotated[int, Field(ge=1, le=1000)]
 
 
@@ -80,8 +89,8 @@ class ActivateRequest(Request):
         json_schema_extra={"examples": [{"license_key": "7KQM-XR4T-9WHC-PD2N", "machine_id": "laptop-1"}]}
     )
 
-    license_key: Annotated[Text, Field(min_length=1, max_length=64)]
-    machine_id: Annotated[Text, Field(min_length=1, max_length=128)]
+    license_key: LicenseKey
+    machine_id: Identifier
 
 
 class ActivationResponse(BaseModel):
