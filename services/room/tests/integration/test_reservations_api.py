@@ -68,7 +68,8 @@ async def test_reserve_stores_announces_on_kafka_and_lists(
     # Readable back, identically, by its owner.
     auth = room.users.headers(member_id)
     assert (await room.client.get(f"/api/v1/reservations/{rid}", headers=auth)).json() == reservation
-    assert (await room.client.get("/api/v1/reservations", headers=auth)).json() == {"items": [reservation]}
+    listed = (await room.client.get("/api/v1/reservations", headers=auth)).json()
+    assert listed == {"items": [reservation], "next_cursor": None}
 
 
 # -- idempotency -------------------------------------------------------------------------------
@@ -225,7 +226,7 @@ async def test_another_members_reservation_is_404_everywhere(room: Room) -> None
 
     assert_problem(await room.client.get(f"/api/v1/reservations/{rid}", headers=as_other), 404)
     assert_problem(await room.client.delete(f"/api/v1/reservations/{rid}", headers=as_other), 404)
-    assert (await room.client.get("/api/v1/reservations", headers=as_other)).json() == {"items": []}
+    assert (await room.client.get("/api/v1/reservations", headers=as_other)).json()["items"] == []
     owners = await room.client.get(f"/api/v1/reservations/{rid}", headers=room.users.headers(owner))
     assert owners.json()["status"] == "confirmed"  # the other member's DELETE changed nothing
     assert room.events("ReservationCancelled", rid) == []
@@ -262,6 +263,44 @@ async def test_newest_reservation_is_listed_first(room: Room) -> None:
         newer["reservation_id"],
         older["reservation_id"],
     ]
+
+
+async def test_reservations_are_paged_with_cursors_none_twice_none_missed(room: Room) -> None:
+    member_id, other = room.new_member(), room.new_member()
+    auth = room.users.headers(member_id)
+
+    async def reserve(key: str, day: int) -> str:
+        response = await room.reserve(member_id, stay(start_in_days=day), key=key)
+        assert response.status_code == 201, response.text
+        return str(response.json()["reservation_id"])
+
+    made = [await reserve(f"k{n}", 3 + n) for n in range(7)]
+    await room.reserve(other, stay(), key="theirs")
+    first = (await room.client.get("/api/v1/reservations", params={"limit": 3}, headers=auth)).json()
+    assert [r["reservation_id"] for r in first["items"]] == made[::-1][:3]
+    # Reservations made while the member pages belong before page one: they never shift the pages.
+    later = [await reserve(f"later{n}", 20 + n) for n in range(2)]
+    seen, cursor = [r["reservation_id"] for r in first["items"]], first["next_cursor"]
+    while cursor is not None:
+        page = await room.client.get(
+            "/api/v1/reservations", params={"limit": 3, "cursor": cursor}, headers=auth
+        )
+        assert page.status_code == 200, page.text
+        seen += [r["reservation_id"] for r in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+    assert seen == made[::-1]
+    everything = (await room.client.get("/api/v1/reservations", headers=auth)).json()
+    assert [r["reservation_id"] for r in everything["items"]] == (made + later)[::-1]
+
+    # Their cursor, a changed one, and page sizes outside 1..100 are problems, not pages.
+    theirs = room.users.headers(other)
+    for params, headers in [
+        ({"cursor": first["next_cursor"]}, theirs),
+        ({"cursor": first["next_cursor"][:-1] + "x"}, auth),
+        ({"limit": 101}, auth),
+        ({"limit": 0}, auth),
+    ]:
+        assert_problem(await room.client.get("/api/v1/reservations", params=params, headers=headers), 422)
 
 
 # -- bad input ---------------------------------------------------------------------------------

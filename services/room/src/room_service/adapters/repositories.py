@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from common.pagination import Page, PageRequest, keyset, page_of
 from room_service.adapters.orm import ReservationRow, RoomRow
 from room_service.domain.model import Reservation, ReservationStatus, Room
 
@@ -70,13 +71,13 @@ class ReservationRepository:
         row = self.session.get(ReservationRow, reservation_id, with_for_update=for_update)
         return None if row is None or row.member_id != member_id else _reservation(row)
 
-    def list_of_member(self, member_id: str) -> list[Reservation]:
+    def page_of_member(self, member_id: str, page: PageRequest) -> Page[Reservation]:
+        """One page of the member's reservations, newest first."""
+        statement = select(ReservationRow).where(ReservationRow.member_id == member_id)
         rows = self.session.scalars(
-            select(ReservationRow)
-            .where(ReservationRow.member_id == member_id)
-            .order_by(ReservationRow.created_at.desc(), ReservationRow.reservation_id)
-        )
-        return [_reservation(row) for row in rows]
+            keyset(statement, ReservationRow.created_at, ReservationRow.reservation_id, page)
+        ).all()
+        return page_of([_reservation(row) for row in rows], page, lambda r: (r.created_at, r.reservation_id))
 
     def save_status(self, reservation: Reservation) -> None:
         """Write a status change (cancellation) back."""

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from common.idempotency import idempotency_key_openapi
 from common.openapi import USER, Responses, problem_responses
+from common.pagination import LIST_ERRORS, Paging, user_pages
 from room_service.api.deps import IdempotencyKey, ReservationsDep, User
 from room_service.api.schemas import NewReservation, ReservationList, ReservationOut
 
 router = APIRouter(prefix="/api/v1/reservations", tags=["reservations"])
+Pages = Annotated[Paging, Depends(user_pages("reservations"))]
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -69,13 +73,15 @@ async def create_reservation(
 
 @router.get(
     "",
-    summary="My reservations, newest first",
+    summary="My reservations, newest first (one page: `limit`, then `cursor` for the next)",
     operation_id="list_reservations",
-    responses=problem_responses(401),
+    responses=LIST_ERRORS,
     openapi_extra=USER,
 )
-def list_reservations(user: User, reservations: ReservationsDep) -> ReservationList:
-    return ReservationList(items=[ReservationOut.of(r) for r in reservations.list_mine(user.user_id)])
+def list_reservations(user: User, paging: Pages, reservations: ReservationsDep) -> ReservationList:
+    page = reservations.list_mine(user.user_id, paging.request)
+    items = [ReservationOut.of(r) for r in page.items]
+    return ReservationList(items=items, next_cursor=paging.cursor_after(page))
 
 
 @router.get(

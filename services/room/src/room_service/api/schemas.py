@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from common.pagination import PageBody
 from common.schemas import ViewModel
 from room_service.domain.model import Reservation
 
@@ -77,7 +78,7 @@ class ReservationOut(BaseModel):
         )
 
 
-class ReservationList(BaseModel):
+class ReservationList(PageBody):
     items: list[ReservationOut]
 
 

@@ -32,6 +32,7 @@ from common.db import Database
 from common.errors import ProblemError
 from common.idempotency import IdempotencyKeyReused, IdempotencyStore, StoredResponse, request_fingerprint
 from common.messaging import Outbox
+from common.pagination import Page, PageRequest
 from room_service.adapters.clients import HoldRefused, InventoryHolds, MemberDirectory
 from room_service.adapters.repositories import ReservationRepository, RoomRepository
 from room_service.domain import events
@@ -223,10 +224,10 @@ class Reservations:
 
     # -- read and cancel (database only: plain functions, run in FastAPI's thread pool) ----------
 
-    def list_mine(self, member_id: str) -> list[Reservation]:
-        """The member's reservations, newest first."""
+    def list_mine(self, member_id: str, page: PageRequest) -> Page[Reservation]:
+        """One page of the member's reservations, newest first."""
         with self._db.read() as session:
-            return ReservationRepository(session).list_of_member(member_id)
+            return ReservationRepository(session).page_of_member(member_id, page)
 
     def get_mine(self, member_id: str, reservation_id: str) -> Reservation:
         """The member's reservation; ``ReservationNotFound`` (404) for anyone else's too."""
