@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,7 +63,9 @@ class FakeInventory:
         self.hold_requests: list[httpx.Request] = []
         self.releases: list[str] = []
         self.release_status = 204
+        self.release_statuses: list[int] = []  # answered first, one per release, then release_status
         self.answer: httpx.Response | None = None
+        self.answer_with: Callable[[httpx.Request], Awaitable[httpx.Response]] | None = None  # hold requests
         # Hold requests wait until this many have arrived (to make twin requests race).
         self.gate_arrivals = 0
         self._arrived = 0
@@ -72,9 +74,12 @@ class FakeInventory:
     async def handle(self, request: httpx.Request) -> httpx.Response:
         if request.method == "DELETE":
             self.releases.append(request.url.path.rsplit("/", 1)[-1])
-            return httpx.Response(self.release_status)
+            status = self.release_statuses.pop(0) if self.release_statuses else self.release_status
+            return httpx.Response(status)
         self.hold_requests.append(request)
         await self._wait_at_gate()
+        if self.answer_with is not None:
+            return await self.answer_with(request)
         if self.answer is not None:
             return self.answer
         body = json.loads(request.content)
@@ -97,6 +102,17 @@ class FakeInventory:
         await asyncio.wait_for(self._gate.wait(), timeout=10)
 
 
+class FakeSleep:
+    """Records the backoff of background compensations instead of waiting it out."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        await asyncio.sleep(0)
+
+
 @dataclass
 class Clock:
     now: datetime = NOW
@@ -115,6 +131,7 @@ class World:
     inventory: FakeInventory
     clock: Clock
     codec: AvroCodec
+    sleep: FakeSleep
     clients: list[ServiceClient] = field(default_factory=list)
 
     def count(self, table: Any) -> int:
@@ -152,7 +169,7 @@ def db(tmp_path: Path) -> Iterator[Database]:
 
 @pytest.fixture
 async def world(db: Database) -> AsyncIterator[World]:
-    member, inventory, clock = FakeMember(), FakeInventory(), Clock()
+    member, inventory, clock, sleep = FakeMember(), FakeInventory(), Clock(), FakeSleep()
     codec = AvroCodec.from_contracts()
 
     def client(name: str, fake: FakeMember | FakeInventory) -> ServiceClient:
@@ -174,7 +191,11 @@ async def world(db: Database) -> AsyncIterator[World]:
         present_reservation,
         member_retry_after_s=2,
         clock=clock,
+        release_attempts=3,
+        release_backoff_s=1.0,
+        sleep=sleep,
     )
-    yield World(reservations, db, member, inventory, clock, codec, [member_client, inventory_client])
+    yield World(reservations, db, member, inventory, clock, codec, sleep, [member_client, inventory_client])
+    await reservations.compensations_settled()
     for c in (member_client, inventory_client):
         await c.aclose()

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from common.errors import ProblemError
+from common.context import Deadline, deadline_var
+from common.errors import DeadlineExceeded, ProblemError
 from common.idempotency import IdempotencyKeyReused
 from common.messaging import SchemaViolation
 from room_service.adapters.clients import UnexpectedUpstreamAnswer
@@ -172,10 +173,15 @@ async def test_failed_compensation_is_logged_and_the_answer_stays_503(world: Wor
     world.inventory.release_status = 500
     with world.db.transaction() as session:
         session.execute(text("ALTER TABLE outbox RENAME TO outbox_gone"))
-    with caplog.at_level(logging.WARNING), pytest.raises(StorageUnavailable):
-        await reserve(world, member_id)
-    assert len(world.inventory.releases) == 1
+    with caplog.at_level(logging.WARNING):
+        with pytest.raises(StorageUnavailable):
+            await reserve(world, member_id)
+        await world.reservations.compensations_settled()
+    # Once at once, then twice more in the background with backoff; then the reaper's turn.
+    assert len(world.inventory.releases) == 3
+    assert world.sleep.slept == [1.0, 2.0]
     assert "could not release hold" in caplog.text
+    assert "gave up releasing hold" in caplog.text
 
 
 async def test_a_bug_while_storing_releases_the_hold_and_propagates(
@@ -250,3 +256,79 @@ async def test_upstream_outage_propagates_as_the_platforms_503(world: World) -> 
         await reserve(world, world.new_member())
     assert raised.value.status == 503
     assert raised.value.headers["Retry-After"] == "3"
+
+
+# -- a hold whose outcome is unknown (issue 7, fault 1) ----------------------------------------
+
+
+async def _hang(request: httpx.Request) -> httpx.Response:
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("closed mid-way"), httpx.Response(502)],
+    ids=["timeout-after-send", "connection-broken", "bare-502"],
+)
+async def test_a_hold_whose_outcome_is_unknown_is_released(world: World, failure: object) -> None:
+    # Inventory may have taken the hold although room never heard back; nobody will book it.
+    async def fail(request: httpx.Request) -> httpx.Response:
+        if isinstance(failure, httpx.Response):
+            return failure
+        assert isinstance(failure, Exception)
+        raise failure
+
+    world.inventory.answer_with = fail
+    member_id = world.new_member()
+
+    with pytest.raises(ProblemError) as raised:
+        await reserve(world, member_id)
+    await world.reservations.compensations_settled()
+
+    assert raised.value.status == 503
+    assert world.inventory.releases == [reservation_id_for(member_id, "key-1")]
+    assert world.reservation_count() == 0
+    assert world.outbox_events() == []
+
+
+async def test_a_hold_cut_off_by_the_deadline_is_released(world: World) -> None:
+    world.inventory.answer_with = _hang
+    member_id = world.new_member()
+    deadline_var.set(Deadline.after(0.1))
+
+    with pytest.raises(DeadlineExceeded):
+        await reserve(world, member_id)
+    await world.reservations.compensations_settled()
+
+    assert world.inventory.releases == [reservation_id_for(member_id, "key-1")]
+
+
+async def test_a_hold_that_certainly_failed_is_not_released(world: World) -> None:
+    async def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    world.inventory.answer_with = refuse
+
+    with pytest.raises(ProblemError):
+        await reserve(world, world.new_member())
+    await world.reservations.compensations_settled()
+
+    assert world.inventory.releases == []
+
+
+async def test_a_failed_release_is_retried_in_the_background_until_it_succeeds(world: World) -> None:
+    world.inventory.answer_with = _timeout
+    world.inventory.release_statuses = [500, 503]
+    member_id = world.new_member()
+
+    with pytest.raises(ProblemError):
+        await reserve(world, member_id)
+    await world.reservations.compensations_settled()
+
+    assert world.inventory.releases == [reservation_id_for(member_id, "key-1")] * 3
+    assert world.sleep.slept == [1.0, 2.0]
+
+
+async def _timeout(request: httpx.Request) -> httpx.Response:
+    raise httpx.ReadTimeout("slow")

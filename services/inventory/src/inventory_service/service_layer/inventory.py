@@ -98,6 +98,9 @@ class InventoryService:
         """Hold one unit of the room on every night of the stay, or nothing at all.
 
         Returns the hold and whether it was taken now (False: a replay of an earlier request).
+        Never for a caller that gave up: the unit of work waits for the write lock no longer
+        than room's budget and re-checks that budget right before it commits; spent, it raises
+        ``DeadlineExceeded`` (504) and nothing is held (``common.db``).
         """
         _valid_nights(stay.check_in, stay.check_out, model.MAX_HOLD_NIGHTS)
         try:

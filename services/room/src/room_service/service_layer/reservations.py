@@ -10,8 +10,16 @@ the consequences asynchronously.
 4. **One transaction**: the reservation, its ``ReservationCreated`` outbox row and the answer
    for the idempotency key commit together — or not at all.
 5. **If that fails**: a twin request with the same key may have committed first (same
-   reservation id, same hold): replay its answer. Otherwise release the hold (compensation;
-   if even that fails, the hold expires by itself).
+   reservation id, same hold): replay its answer. Otherwise release the hold (compensation).
+
+Compensation also follows a hold whose outcome is unknown: the call timed out, the connection
+broke after sending, inventory answered a 5xx that is not a problem (``OutcomeUnknown``).
+Inventory may have taken the hold anyway; our caller gets a 503/504 and no reservation exists,
+so that hold would block the nights until the reaper expires it. The release is idempotent
+(``DELETE /internal/holds/{id}``, unknown ids too). When it fails it is retried in the
+background, a bounded number of times with backoff, and never for a reservation that exists
+(a twin request with the same key booked it: the hold is its own). The reaper stays the last
+backstop.
 
 Confirming the hold, the member's history and the mail follow from the event, asynchronously.
 Database work runs in worker threads (``asyncio.to_thread``): the event loop never blocks.
@@ -21,15 +29,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from common.context import deadline_var
 from common.db import Database
 from common.errors import ProblemError
+from common.http import OutcomeUnknown
 from common.idempotency import IdempotencyKeyReused, IdempotencyStore, StoredResponse, request_fingerprint
 from common.messaging import Outbox
 from common.pagination import Page, PageRequest
@@ -53,6 +63,7 @@ CREATE_OPERATION = "POST /api/v1/reservations"
 # Renders a reservation as the API answers it; that exact body is stored for replays.
 Presenter = Callable[[Reservation], dict[str, Any]]
 Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,9 @@ class Reservations:
         *,
         member_retry_after_s: float,
         clock: Clock = _utc_now,
+        release_attempts: int = 5,
+        release_backoff_s: float = 1.0,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._db = db
         self._outbox = outbox
@@ -104,6 +118,11 @@ class Reservations:
         self._present = present
         self._member_retry_after_s = member_retry_after_s
         self._clock = clock
+        self._release_attempts = release_attempts
+        self._release_backoff_s = release_backoff_s
+        self._sleep = sleep
+        # Compensations still retrying in the background (referenced, so none is collected).
+        self._compensations: set[asyncio.Task[None]] = set()
 
     # -- create: the hybrid pattern ------------------------------------------------------------
 
@@ -130,7 +149,16 @@ class Reservations:
 
         # 3. Member first: a hold is only worth taking for someone allowed to book.
         await self._require_active_member(member_id)
-        await self._hold_nights(reservation)
+        try:
+            await self._hold_nights(reservation)
+        except OutcomeUnknown:
+            log.warning(
+                "hold for reservation %s: outcome unknown, releasing it in case it was taken",
+                reservation.reservation_id,
+                extra={"reservation_id": reservation.reservation_id},
+            )
+            self._compensate(reservation)
+            raise
 
         # 4. The reservation, its event and the answer for the key: all or nothing.
         response = StoredResponse(201, self._present(reservation))
@@ -148,7 +176,8 @@ class Reservations:
                 reservation.reservation_id,
                 getattr(exc, "orig", None) or type(exc).__name__,  # the driver's error, not the SQL
             )
-            await self._inventory.release(reservation.reservation_id)
+            if not await self._inventory.release(reservation.reservation_id):
+                self._compensate(reservation, tried_once=True)
             if isinstance(exc, SQLAlchemyError):
                 raise StorageUnavailable() from exc
             raise
@@ -158,6 +187,49 @@ class Reservations:
             extra={"reservation_id": reservation.reservation_id, "room_id": room_id},
         )
         return Answer(response.status_code, response.body)
+
+    # -- compensation ----------------------------------------------------------------------------
+
+    def _compensate(self, reservation: Reservation, *, tried_once: bool = False) -> None:
+        """Release the reservation's hold in the background, retrying (see the module docstring)."""
+        task = asyncio.create_task(self._release_unless_booked(reservation, tried_once))
+        self._compensations.add(task)
+        task.add_done_callback(self._compensations.discard)
+
+    async def _release_unless_booked(self, reservation: Reservation, tried_once: bool) -> None:
+        # The task inherited the request's context: its deadline is the request's, likely spent.
+        # Background work has none (each release call brings its own budget).
+        deadline_var.set(None)
+        reservation_id = reservation.reservation_id
+        for attempt in range(1 if tried_once else 0, self._release_attempts):
+            if attempt:  # exponential backoff between attempts
+                await self._sleep(self._release_backoff_s * 2 ** (attempt - 1))
+            try:
+                booked = await asyncio.to_thread(self._is_booked, reservation)
+            except SQLAlchemyError as exc:
+                log.warning("compensation of hold %s: can't read reservations yet (%s)", reservation_id, exc)
+                continue
+            if booked:
+                log.info("hold %s belongs to a stored reservation: not released", reservation_id)
+                return
+            if await self._inventory.release(reservation_id):
+                return
+        log.error(
+            "gave up releasing hold %s after %d attempts; the reaper expires it",
+            reservation_id,
+            self._release_attempts,
+            extra={"reservation_id": reservation_id},
+        )
+
+    def _is_booked(self, reservation: Reservation) -> bool:
+        with self._db.read() as session:
+            repository = ReservationRepository(session)
+            return repository.of_member(reservation.member_id, reservation.reservation_id) is not None
+
+    async def compensations_settled(self) -> None:
+        """Wait for the background releases in flight (tests; a clean shutdown)."""
+        while self._compensations:
+            await asyncio.gather(*self._compensations, return_exceptions=True)
 
     def _stored_answer(self, scope: str, key: str, fingerprint: str) -> StoredResponse | None:
         with self._db.read() as session:
