@@ -6,6 +6,7 @@ from common.auth.dependencies import (
     current_user,
     require_role,
     require_service,
+    service_identity,
 )
 from common.auth.keys import (
     JWT_ALGORITHM,
@@ -17,6 +18,7 @@ from common.auth.service_tokens import (
     MAX_SERVICE_TOKEN_TTL,
     SERVICE_TOKEN_HEADER,
     JwtServiceAuth,
+    ReplayCache,
     ServiceAuthenticator,
     ServiceIdentity,
     ServiceTokenIssuer,
@@ -43,6 +45,7 @@ __all__ = [
     "JwksKeyCache",
     "JwtServiceAuth",
     "PublicKeyStore",
+    "ReplayCache",
     "ServiceAuthMode",
     "ServiceAuthenticator",
     "ServiceIdentity",
@@ -58,4 +61,5 @@ __all__ = [
     "load_public_keys",
     "require_role",
     "require_service",
+    "service_identity",
 ]

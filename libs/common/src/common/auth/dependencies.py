@@ -49,6 +49,22 @@ def build_service_auth(
     raise ValueError(f"unknown service auth mode {mode!r}")
 
 
+def service_identity(request: Request) -> ServiceIdentity:
+    """The calling service proven by the request's headers, else ``Unauthorized``.
+
+    Verified once per request and kept on ``request.state``: a token is good for one request
+    (the replay cache), so a second check of the same request must not count as a replay.
+    """
+    known: ServiceIdentity | None = getattr(request.state, "service_identity", None)
+    if known is not None:
+        return known
+    # Unset state is a wiring bug: AttributeError, logged, answered as a 500.
+    auth: ServiceAuthenticator = request.app.state.service_auth
+    identity = auth.authenticate(request.headers)
+    request.state.service_identity = identity
+    return identity
+
+
 def require_service(*allowed_callers: str) -> Callable[[Request], Awaitable[ServiceIdentity]]:
     """A dependency admitting only the named calling services.
 
@@ -60,9 +76,7 @@ def require_service(*allowed_callers: str) -> Callable[[Request], Awaitable[Serv
     allowed = frozenset(allowed_callers)
 
     async def authenticated_service(request: Request) -> ServiceIdentity:
-        # Unset state is a wiring bug: AttributeError, logged, answered as a 500.
-        auth: ServiceAuthenticator = request.app.state.service_auth
-        identity = auth.authenticate(request.headers)
+        identity = service_identity(request)
         if identity.caller not in allowed:
             raise Forbidden(f"service {identity.caller!r} may not call this route")
         return identity

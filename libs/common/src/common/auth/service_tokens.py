@@ -4,12 +4,19 @@ Claims: ``iss`` = calling service, ``aud`` = called service, ``iat``/``exp`` at 
 ``jti`` = a fresh UUID. The header's ``kid`` names the caller, so the callee picks that
 caller's public key and then requires ``iss == kid``: the signature proves who sent it.
 
+A token is good for ONE request: the caller mints a new one per request (per attempt, when a
+call is retried), and the callee remembers every ``jti`` it accepted until that token expires
+(``ReplayCache``), so a token copied off the wire or out of a log is refused (401) the second
+time, even within its lifetime.
+
 Tokens travel in ``X-Service-Token`` because ``Authorization`` carries the user's token,
 which is forwarded alongside on the same call.
 """
 
 from __future__ import annotations
 
+import heapq
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -89,39 +96,85 @@ class ServiceTokenIssuer:
         self.ttl_seconds = ttl_seconds
         self._private_key = private_key
         self._clock = clock
-        self._cache: dict[str, tuple[str, int]] = {}  # audience -> (token, exp)
 
     def token_for(self, audience: str) -> str:
-        """A token for calls to ``audience``, reused while more than half its life is left.
+        """A new token for one call to ``audience``.
 
-        Reuse saves a signature per call and still leaves the callee ``ttl/2`` seconds; it
-        means a ``jti`` identifies a token (for logs and audit), not a single request.
+        Never reused: the callee refuses a ``jti`` it has seen (replay protection), so a retry
+        needs a new token too (``ServiceClient`` asks for headers on every attempt). An EdDSA
+        signature costs tens of microseconds; a cache would save nothing that matters.
         """
-        now = self._clock()
-        cached = self._cache.get(audience)
-        if cached is not None and cached[1] - now > self.ttl_seconds / 2:
-            return cached[0]
-        issued_at = int(now)
-        expires_at = issued_at + self.ttl_seconds
+        issued_at = int(self._clock())
         claims = {
             "iss": self.service,
             "aud": audience,
             "iat": issued_at,
-            "exp": expires_at,
+            "exp": issued_at + self.ttl_seconds,
             "jti": str(uuid.uuid4()),
         }
-        token = jwt.encode(claims, self._private_key, algorithm=JWT_ALGORITHM, headers={"kid": self.service})
-        self._cache[audience] = (token, expires_at)
-        return token
+        return jwt.encode(claims, self._private_key, algorithm=JWT_ALGORITHM, headers={"kid": self.service})
+
+
+class ReplayCache:
+    """The token ids a callee has accepted, each kept until its token expires.
+
+    Bounded in time (an entry goes when its token could no longer be accepted anyway) and in
+    size (``max_entries``). When full of live entries, the one closest to expiry is dropped:
+    that token could then be replayed for the few seconds it has left, which is the price of
+    never refusing honest callers for lack of memory. At ~100 bytes an entry, the default
+    holds ~1,600 calls a second at the 60 s maximum lifetime in about 10 MB.
+    """
+
+    def __init__(self, max_entries: int = 100_000, *, clock: Callable[[], float] = time.time) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self._clock = clock
+        self._expiry: dict[tuple[str, str], float] = {}
+        self._heap: list[tuple[float, tuple[str, str]]] = []  # (forget_at, key), soonest first
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def first_use(self, caller: str, jti: str, forget_at: float) -> bool:
+        """Remember ``(caller, jti)`` until ``forget_at``; False if it was already remembered.
+
+        Keyed by caller too: one service can't burn another's token ids.
+        """
+        key = (caller, jti)
+        with self._lock:
+            self._forget_expired(self._clock())
+            if key in self._expiry:
+                return False
+            while len(self._expiry) >= self.max_entries:
+                _, oldest = heapq.heappop(self._heap)
+                self._expiry.pop(oldest, None)
+            self._expiry[key] = forget_at
+            heapq.heappush(self._heap, (forget_at, key))
+            return True
+
+    def _forget_expired(self, now: float) -> None:
+        while self._heap and self._heap[0][0] <= now:
+            _, key = heapq.heappop(self._heap)
+            self._expiry.pop(key, None)
 
 
 class ServiceTokenVerifier:
     """Checks service tokens addressed to ``audience`` (this service) against callers' keys."""
 
-    def __init__(self, audience: str, keys: PublicKeyStore, leeway_seconds: float = 5) -> None:
+    def __init__(
+        self,
+        audience: str,
+        keys: PublicKeyStore,
+        leeway_seconds: float = 5,
+        *,
+        replay_cache: ReplayCache | None = None,
+    ) -> None:
         self.audience = audience
         self.leeway_seconds = leeway_seconds
         self._keys = keys
+        self.replay_cache = replay_cache or ReplayCache()
 
     def verify(self, token: str) -> ServiceIdentity:
         """The calling service, or ``Unauthorized`` with a short reason safe to show."""
@@ -154,7 +207,11 @@ class ServiceTokenVerifier:
         # pyjwt has already checked that both convert to int.
         if int(claims["exp"]) - int(claims["iat"]) > MAX_SERVICE_TOKEN_TTL:
             raise _reject(f"service token lifetime exceeds {MAX_SERVICE_TOKEN_TTL} s")
-        return ServiceIdentity(caller=caller, jti=claims["jti"])
+        jti = str(claims["jti"])
+        # Checked last, so only valid tokens take room; kept while the token (with leeway) is valid.
+        if not self.replay_cache.first_use(caller, jti, int(claims["exp"]) + self.leeway_seconds):
+            raise _reject("service token replayed (a token is good for one request)")
+        return ServiceIdentity(caller=caller, jti=jti)
 
     def _decode(self, token: str, key: Ed25519PublicKey, caller: str) -> dict[str, Any]:
         return jwt.decode(

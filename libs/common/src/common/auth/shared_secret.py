@@ -3,6 +3,11 @@
 Every service knows one secret and sends it with its name. Compare with the JWT mode:
 the secret never expires, travels on every call, and anyone holding it can claim to be
 any service, so ``X-Service-Name`` is an assertion, not a proof.
+
+There is no replay protection in this mode, and none could be added without turning it into
+the JWT mode: every request carries the same credential, so "replaying" a request is what
+every honest call does, and whoever saw one request holds the secret itself, not a token
+that expires. The protection is the channel (TLS, a private network) and rotating the secret.
 """
 
 from __future__ import annotations

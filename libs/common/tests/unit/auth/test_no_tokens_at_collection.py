@@ -17,15 +17,29 @@ import pytest
 REPO = Path(__file__).resolve().parents[5]
 TEST_DIRS = ["libs", "services", "tools", "tests"]
 # Calls that mint a token or read the clock a token's lifetime starts from.
-MINTING = {"encode", "issue", "token_for", "headers_for", "time", "now", "utcnow", "monotonic"}
+MINTING = {
+    "jwt.encode",
+    "issue",
+    "token_for",
+    "headers_for",
+    "time.time",
+    "time.monotonic",
+    "datetime.now",
+    "datetime.utcnow",
+}
 
 
 def _callee(call: ast.Call) -> str | None:
+    """``name`` for ``name(...)``; for ``a.b.c(...)``: ``c`` if a method in MINTING, else ``b.c``."""
     func = call.func
-    if isinstance(func, ast.Attribute):
-        return func.attr
     if isinstance(func, ast.Name):
         return func.id
+    if isinstance(func, ast.Attribute):
+        if func.attr in MINTING:
+            return func.attr
+        owner = func.value
+        owner_name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", "")
+        return f"{owner_name}.{func.attr}"
     return None
 
 
@@ -103,6 +117,9 @@ def test_the_check_recognises_tokens_built_at_collection_time() -> None:
     )
 
     assert collection_time_minting(fragile) == ["claims:3", "issue:5"]
+    assert collection_time_minting("import jwt\nT = jwt.encode({}, 'k')\nB = 'x'.encode()\n") == [
+        "jwt.encode:2"
+    ]
     assert collection_time_minting(sound) == []
     assert collection_time_minting(deferred) == []
 
