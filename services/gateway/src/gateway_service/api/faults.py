@@ -68,7 +68,9 @@ def _board(request: Request) -> Switchboard:
 @router.get("/{service}", summary="A service's fault switches", response_model=FaultList, responses=_ERRORS)
 async def list_faults(request: Request, service: Service) -> Response | FaultList:
     passed = await _at(request, service, "GET", "")
-    return passed or FaultList(faults=_board(request).list())
+    if passed is not None:
+        return passed
+    return FaultList(faults=_board(request).list())
 
 
 @router.delete(
@@ -76,9 +78,10 @@ async def list_faults(request: Request, service: Service) -> Response | FaultLis
 )
 async def clear_faults(request: Request, service: Service) -> Response:
     passed = await _at(request, service, "DELETE", "")
-    if passed is None:
-        _board(request).clear()
-    return passed or Response(status_code=204)
+    if passed is not None:
+        return passed
+    _board(request).clear()
+    return Response(status_code=204)
 
 
 @router.put(
@@ -92,7 +95,9 @@ async def set_fault(
 ) -> Response | FaultSwitch:
     body = spec.model_dump(mode="json", exclude_none=True)
     passed = await _at(request, service, "PUT", f"/{name}", body)
-    return passed or _board(request).set(name, spec)
+    if passed is not None:
+        return passed
+    return _board(request).set(name, spec)
 
 
 @router.get(
@@ -116,6 +121,7 @@ async def get_fault(request: Request, service: Service, name: SwitchName) -> Res
 )
 async def delete_fault(request: Request, service: Service, name: SwitchName) -> Response:
     passed = await _at(request, service, "DELETE", f"/{name}")
-    if passed is None:
-        _board(request).delete(name)
-    return passed or Response(status_code=204)
+    if passed is not None:
+        return passed
+    _board(request).delete(name)
+    return Response(status_code=204)
