@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,6 +13,8 @@ from common.db import Database
 from common.testing.events import EventPublisher, eventually
 from common.testing.tokens import TestUsers
 from member_service.adapters.orm import HistoryRow
+from member_service.domain.history import HistoryEntry
+from member_service.service_layer.members import record_history, register_member
 
 
 def history_rows(db: Database, member_id: str) -> int:
@@ -108,4 +110,46 @@ async def test_history_is_kept_even_when_events_arrive_before_the_profile(
 
     await eventually(profile_exists, "the other member's profile")
     response = await client.get("/api/v1/members/me/history", headers=other_headers)
-    assert (response.status_code, response.json()) == (200, {"items": []})
+    assert (response.status_code, response.json()) == (200, {"items": [], "next_cursor": None})
+
+
+async def test_history_is_paged_without_repeats_or_gaps_while_events_keep_coming(
+    client: httpx.AsyncClient, users: TestUsers, db: Database
+) -> None:
+    member_id, other = str(uuid.uuid4()), str(uuid.uuid4())
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+
+    def record(who: str, n: int, at: datetime) -> None:
+        entry = HistoryEntry(who, f"event-{who[:4]}-{n}", "license_activated", f"ref-{n}", at, {})
+        with db.transaction() as session:
+            record_history(session, entry)
+
+    with db.transaction() as session:
+        for who in (member_id, other):
+            register_member(session, who, f"{who[:8]}@example.com", None, t0)
+    for n in range(5):
+        record(member_id, n, t0 + timedelta(hours=n // 2))  # two entries share each hour
+    record(other, 99, t0)
+    headers = users.headers(member_id)
+
+    async def page(cursor: str | None, **extra: str) -> httpx.Response:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {}), **extra}
+        return await client.get("/api/v1/members/me/history", params=params, headers=headers)
+
+    first = (await page(None)).json()
+    # Meanwhile: an event that happened long ago arrives late, and a new one.
+    record(member_id, 5, t0 - timedelta(days=1))
+    record(member_id, 6, t0 + timedelta(days=1))
+    seen, cursor = [i["ref_id"] for i in first["items"]], first["next_cursor"]
+    while cursor:
+        body = (await page(cursor)).json()
+        seen += [i["ref_id"] for i in body["items"]]
+        cursor = body["next_cursor"]
+    assert seen == ["ref-4", "ref-3", "ref-2", "ref-1", "ref-0", "ref-5"]  # the late one sorts last
+
+    others = await client.get(
+        "/api/v1/members/me/history", params={"cursor": first["next_cursor"]}, headers=users.headers(other)
+    )
+    assert others.status_code == 422
+    assert others.headers["content-type"].startswith("application/problem+json")
+    assert (await page(None, limit="101")).status_code == 422

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from common.pagination import Page, PageRequest, keyset, page_of
 from member_service.adapters.orm import HistoryRow, MemberRow
 from member_service.domain.history import HistoryEntry
 from member_service.domain.members import Member
@@ -51,14 +52,16 @@ class MemberRepository:
             )
         )
 
-    def history(self, member_id: str) -> list[HistoryEntry]:
-        """The member's history, newest first."""
-        rows = self._session.scalars(
-            select(HistoryRow)
-            .where(HistoryRow.member_id == member_id)
-            .order_by(HistoryRow.at.desc(), HistoryRow.id.desc())
-        )
-        return [HistoryEntry(r.member_id, r.event_id, r.kind, r.ref_id, r.at, dict(r.details)) for r in rows]
+    def history(self, member_id: str, page: PageRequest) -> Page[HistoryEntry]:
+        """One page of the member's history, newest first (by ``at``, then insertion order)."""
+        statement = select(HistoryRow).where(HistoryRow.member_id == member_id)
+        rows = self._session.scalars(keyset(statement, HistoryRow.at, HistoryRow.id, page)).all()
+        found = page_of(rows, page, lambda row: (row.at, row.id))
+        entries = [
+            HistoryEntry(r.member_id, r.event_id, r.kind, r.ref_id, r.at, dict(r.details))
+            for r in found.items
+        ]
+        return Page(entries, found.last)
 
 
 def _fields(member: Member) -> dict[str, object]:

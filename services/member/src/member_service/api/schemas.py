@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from common.pagination import PageBody
 from common.schemas import ViewModel
 from common.validation import DisplayName  # no control or bidi characters, 1..100
 
@@ -37,7 +38,7 @@ class HistoryItem(ViewModel):
     details: dict[str, Any]
 
 
-class History(BaseModel):
+class History(PageBody):
     items: list[HistoryItem]
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from common.db import Database
 from common.errors import NotFound
 from common.messaging import Outbox
+from common.pagination import Page, PageRequest
 from member_service.adapters.repository import MemberRepository
 from member_service.domain.history import HistoryEntry
 from member_service.domain.members import Member
@@ -69,12 +70,13 @@ class MemberService:
         with self._db.read() as session:
             return MemberRepository(session).get(member_id)
 
-    def history(self, member_id: str) -> list[HistoryEntry]:
+    def history(self, member_id: str, page: PageRequest) -> Page[HistoryEntry]:
+        """One page of the member's history, newest first."""
         with self._db.read() as session:
             members = MemberRepository(session)
             if members.get(member_id) is None:
                 raise ProfileNotFound()
-            return members.history(member_id)
+            return members.history(member_id, page)
 
     def rename(self, member_id: str, display_name: str) -> Member:
         return self._change(member_id, lambda member, now: member.rename(display_name, now))
