@@ -102,6 +102,33 @@ async def test_seats_run_out_and_the_same_machine_keeps_its_activation(
     assert license_["license_key"] not in str(payload)  # the key is a secret, never in an event
 
 
+async def test_my_activations_are_paged_oldest_first_and_cursors_stay_mine(api: AuthApi, admin: User) -> None:
+    license_ = await issue(api, admin, seats=10)
+    user, other = await api.new_user(), await api.new_user()
+    for n in range(5):
+        assert (await activate(api, user, license_["license_key"], f"machine-{n}")).status_code == 200
+    assert (await activate(api, other, license_["license_key"], "theirs")).status_code == 200
+
+    async def page(who: User, **params: Any) -> Any:
+        return await api.client.get("/api/v1/licenses", params=params, headers=who.headers)
+
+    first = (await page(user, limit=2)).json()
+    assert [a["machine_id"] for a in first["items"]] == ["machine-0", "machine-1"]
+    # An activation made meanwhile sorts after the others (oldest first): it is read once, at the end.
+    assert (await activate(api, user, license_["license_key"], "machine-5")).status_code == 200
+    seen, cursor = [a["machine_id"] for a in first["items"]], first["next_cursor"]
+    while cursor:
+        body = (await page(user, limit=2, cursor=cursor)).json()
+        seen += [a["machine_id"] for a in body["items"]]
+        cursor = body["next_cursor"]
+    assert seen == [f"machine-{n}" for n in range(6)]
+
+    foreign = await page(other, cursor=first["next_cursor"])
+    assert foreign.status_code == 422
+    assert foreign.headers["content-type"].startswith("application/problem+json")
+    assert (await page(user, limit=101)).status_code == 422
+
+
 async def test_concurrent_activations_never_take_more_seats_than_there_are(
     api: AuthApi, admin: User, settings: AuthSettings
 ) -> None:

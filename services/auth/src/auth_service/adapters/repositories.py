@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from auth_service.adapters.orm import Activation, License, RefreshToken, User
+from common.pagination import Page, PageRequest, keyset, page_of
 
 
 def user_by_id(session: Session, user_id: str) -> User | None:
@@ -56,16 +57,22 @@ def seats_used(session: Session, license_id: str) -> int:
     return int(session.scalar(query) or 0)
 
 
-def activations_of_user(session: Session, user_id: str) -> list[tuple[Activation, License, int]]:
-    """The user's activations (oldest first), each with its license and that license's seats used."""
+def activations_of_user(
+    session: Session, user_id: str, page: PageRequest
+) -> Page[tuple[Activation, License, int]]:
+    """One page of the user's activations (oldest first), each with its license and that
+    license's seats used."""
     used = (
         select(Activation.license_id, func.count().label("used")).group_by(Activation.license_id).subquery()
     )
-    rows = session.execute(
+    statement = (
         select(Activation, License, used.c.used)
         .join(License, License.license_id == Activation.license_id)
         .join(used, used.c.license_id == Activation.license_id)
         .where(Activation.user_id == user_id)
-        .order_by(Activation.activated_at, Activation.activation_id)
     )
-    return [(activation, license_, int(count)) for activation, license_, count in rows]
+    rows = session.execute(
+        keyset(statement, Activation.activated_at, Activation.activation_id, page, newest_first=False)
+    )
+    found = [(activation, license_, int(count)) for activation, license_, count in rows]
+    return page_of(found, page, lambda row: (row[0].activated_at, row[0].activation_id))

@@ -17,6 +17,7 @@ from auth_service.api.schemas import (
 )
 from common.auth import UserPrincipal, current_user, require_role
 from common.openapi import USER, problem_responses
+from common.pagination import LIST_ERRORS, Paging, user_pages
 
 router = APIRouter(prefix="/api/v1/licenses", tags=["licenses"])
 
@@ -30,6 +31,7 @@ ACTIVATE_ERRORS = problem_responses(
 
 User = Annotated[UserPrincipal, Depends(current_user)]
 Admin = Annotated[UserPrincipal, Depends(require_role("admin"))]
+Pages = Annotated[Paging, Depends(user_pages("licenses"))]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ISSUE_ERRORS, openapi_extra=USER)
@@ -46,8 +48,9 @@ def activate(body: ActivateRequest, user: User, licensing: LicensingDep) -> Acti
     return ActivationResponse(**asdict(activation))
 
 
-@router.get("", responses=problem_responses(401), openapi_extra=USER)
-def my_activations(user: User, licensing: LicensingDep) -> ActivationList:
-    """The activations I made."""
-    items = [ActivationResponse(**asdict(a)) for a in licensing.activations_of(user.user_id)]
-    return ActivationList(items=items)
+@router.get("", responses=LIST_ERRORS, openapi_extra=USER)
+def my_activations(user: User, paging: Pages, licensing: LicensingDep) -> ActivationList:
+    """The activations I made, oldest first, one page at a time."""
+    page = licensing.activations_of(user.user_id, paging.request)
+    items = [ActivationResponse(**asdict(a)) for a in page.items]
+    return ActivationList(items=items, next_cursor=paging.cursor_after(page))

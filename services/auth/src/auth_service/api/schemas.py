@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from auth_service.domain.emails import MAX_EMAIL_LENGTH, normalize_email
+from common.pagination import PageBody
 from common.validation import SAFE_TEXT, DisplayName, Identifier
 
 
@@ -103,5 +104,5 @@ class ActivationResponse(BaseModel):
     seats_total: int
 
 
-class ActivationList(BaseModel):
+class ActivationList(PageBody):
     items: list[ActivationResponse]

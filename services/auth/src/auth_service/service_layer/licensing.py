@@ -21,6 +21,7 @@ from auth_service.service_layer.clock import Clock, utc_now
 from common.db import Database
 from common.errors import Unauthorized
 from common.messaging import Outbox
+from common.pagination import Page, PageRequest
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,8 @@ class Licensing:
         )
         return ActivationView.of(activation, license_, used + 1)
 
-    def activations_of(self, user_id: str) -> list[ActivationView]:
+    def activations_of(self, user_id: str, page: PageRequest) -> Page[ActivationView]:
+        """One page of the user's activations, oldest first."""
         with self._db.read() as session:
-            return [ActivationView.of(*row) for row in repo.activations_of_user(session, user_id)]
+            found = repo.activations_of_user(session, user_id, page)
+        return Page([ActivationView.of(*row) for row in found.items], found.last)
