@@ -1,4 +1,5 @@
-"""``stack up | down | status | logs``: run the whole system locally (see ``make up``)."""
+"""``stack up | down | status | logs | stop | start | restart | pause | resume``: run the whole
+system locally (see ``make up``) and, for labs, stop or freeze one process of it."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
+from stack.control import ACTIONS, ControlError, send
 from stack.kafka import KafkaSetupError, KafkaStartError, default_run_dir
 from stack.runner import (
     STACK_PID_FILE,
@@ -118,6 +121,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     # SIGHUP: the terminal was closed; stop in order rather than die and orphan the children.
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {sig: signal.signal(sig, on_signal) for sig in handled}
+    _stop_when_orphaned()
     try:
         stack = Stack(
             run_dir,
@@ -136,6 +140,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             return 0
         except (StackError, KafkaSetupError, KafkaStartError, TimeoutError) as exc:
             echo(f"\nerror: {exc}", err=True)
+            if isinstance(exc, KafkaStartError) and exc.timed_out:
+                echo(_more_time_hint(args.timeout), err=True)
             if stack.spawned_any:
                 echo(f"everything started was stopped again; logs are in {_rel(stack.logs_dir)}", err=True)
             return 1
@@ -152,6 +158,57 @@ def cmd_up(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
 
 
+def _more_time_hint(timeout: float) -> str:
+    more = max(int(timeout * 2), 180)
+    return (
+        f'Kafka may just need more time on a busy machine: `make up ARGS="--timeout {more}"` '
+        f"(or `uv run stack up --timeout {more}`); its whole log: `make logs s=kafka`."
+    )
+
+
+def _stop_when_orphaned(every: float = 1.0) -> None:
+    """SIGTERM this runner (an orderly stop) if its parent (``make``, ``uv``, a shell) dies.
+
+    Its children die with it anyway (``stack.lifeline``); this makes a killed ``make up`` stop
+    the stack in order instead of leaving the runner behind. A parent-watch rather than
+    ``PR_SET_PDEATHSIG``: the parent's forking thread may end long before the parent does.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+# --------------------------------------------------------------------------- control
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    """Ask the running stack's runner to stop, start, restart, pause or resume one process."""
+    run_dir = _run_dir(args.run_dir)
+    pid_file = run_dir / STACK_PID_FILE
+    runner = read_pid(pid_file)
+    if runner is None or not owns_pid(runner, "stack", pid_file):
+        echo(f"error: no stack is running from {_rel(run_dir)} (start it with `make up`)", err=True)
+        return 1
+    try:
+        message = send(
+            run_dir,
+            args.command,
+            args.name,
+            timeout=args.timeout,
+            runner_alive=lambda: owns_pid(runner, "stack", pid_file),
+        )
+    except ControlError as exc:
+        echo(f"error: {exc}", err=True)
+        return 1
+    echo(message)
+    return 0
+
+
 # --------------------------------------------------------------------------- down / status
 
 
@@ -165,6 +222,18 @@ def _live_pid(run_dir: Path, name: str) -> str:
     path = run_dir / "pids" / f"{name}.pid"
     pid = read_pid(path)
     return str(pid) if pid is not None and owns_pid(pid, name, path) else "-"
+
+
+def _held(state: dict[str, object], name: str, detail: str) -> str:
+    """``detail``, or what `stack pause|stop` made of the process (the runner's state file)."""
+    processes = state.get("processes")
+    entry = processes.get(name) if isinstance(processes, dict) else None
+    held = entry.get("state") if isinstance(entry, dict) else None
+    if held == "paused":
+        return f"paused (`stack resume {name}`)"
+    if held == "stopped" and not detail.startswith(("ready", "listening")):
+        return f"stopped (`stack start {name}`)"
+    return detail
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -184,13 +253,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         echo(f"stack runner: not running (run folder {_rel(run_dir)})")
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         results = dict(zip(names, pool.map(lambda n: probe(urls[n]), names), strict=True))
-    rows = [(n, urls[n], _live_pid(run_dir, n), results[n].detail) for n in names]
+    rows = [(n, urls[n], _live_pid(run_dir, n), _held(state, n, results[n].detail)) for n in names]
     rows.append(
         (
             "kafka",
             f"{HOST}:{kafka_port}",
             _live_pid(run_dir, "kafka"),
-            "listening" if port_open(kafka_port) else "not listening",
+            _held(state, "kafka", "listening" if port_open(kafka_port) else "not listening"),
         )
     )
     rows.append(
@@ -198,7 +267,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "smtp sink",
             f"smtp://{HOST}:{smtp_port}",
             _live_pid(run_dir, "smtp"),
-            "listening" if port_open(smtp_port) else "not listening",
+            _held(state, "smtp", "listening" if port_open(smtp_port) else "not listening"),
         )
     )
     echo(_table(("service", "url", "pid", "ready"), rows))
@@ -309,6 +378,21 @@ def _parser() -> argparse.ArgumentParser:
     lg.add_argument("-n", "--lines", type=int, default=20)
     lg.add_argument("--no-follow", dest="follow", action="store_false")
     lg.set_defaults(func=cmd_logs)
+
+    what = {
+        "stop": "stop one process; it stays down (no automatic restart) until `stack start`",
+        "start": "start a process stopped by `stack stop` (or one that gave up); waits until it serves",
+        "restart": "stop, then start one process",
+        "pause": "freeze one process (SIGSTOP): it keeps its port but answers nothing",
+        "resume": "continue a paused process (SIGCONT)",
+    }
+    for action in ACTIONS:
+        ctl = sub.add_parser(action, help=what[action])
+        ctl.add_argument(
+            "name", help="a service (gateway, auth, member, room, inventory, notification), kafka or smtp"
+        )
+        ctl.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it (default 120)")
+        ctl.set_defaults(func=cmd_control)
     return parser
 
 

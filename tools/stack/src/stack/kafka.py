@@ -39,6 +39,8 @@ from typing import Any, Self
 import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient
 
+from stack.procs import command_line, pid_alive, port_open, run, signal_group, spawn, tail
+
 __all__ = [
     "DLQ_SUFFIX",
     "KafkaBroker",
@@ -60,6 +62,8 @@ Progress = Callable[[str], None]
 DLQ_SUFFIX = ".dlq"
 HOST = "127.0.0.1"
 NODE_ID = 1
+PROGRESS_EVERY_S = 5.0  # how often a starting broker is reported
+LOG_TAIL_LINES = 40
 _BROKER_JAR_GLOB = "kafka_2.13-*.jar"
 _INSTALL_HINT = (
     "Install Java 17+ and Maven (e.g. `apt-get install openjdk-17-jre-headless maven`, "
@@ -74,6 +78,11 @@ class KafkaSetupError(RuntimeError):
 
 class KafkaStartError(RuntimeError):
     """The broker did not come up (port taken, process exited, timed out); carries the log tail."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+        """True when the broker was still starting at the deadline (more time may be all it needs)."""
 
 
 # --------------------------------------------------------------------------- paths and helpers
@@ -119,14 +128,6 @@ def _say(progress: Progress | None, message: str) -> None:
         log.info(message)
 
 
-def _port_open(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _java_executable() -> str:
     java_home = os.environ.get("JAVA_HOME")
     if java_home:
@@ -148,51 +149,6 @@ def _has_broker_jar(libs: Path, version: str | None) -> bool:
     if version is not None:
         return (libs / f"kafka_2.13-{version}.jar").is_file()
     return libs.is_dir() and any(libs.glob(_BROKER_JAR_GLOB))
-
-
-def _tail(path: Path, offset: int = 0, lines: int = 40) -> str:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(offset)
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return "(no broker log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(broker log is empty)"
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    # The broker runs in its own session, so its pid is also its process-group id.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _command_line(pid: int) -> str:
-    proc_file = Path(f"/proc/{pid}/cmdline")
-    try:
-        return proc_file.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        pass
-    try:  # no /proc (macOS)
-        out = subprocess.run(
-            ["ps", "-o", "command=", "-p", str(pid)],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.stdout
 
 
 # --------------------------------------------------------------------------- obtaining the jars
@@ -243,14 +199,12 @@ def ensure_kafka_libs(run_dir: Path, progress: Progress | None = None) -> Path:
             "-DincludeScope=runtime",
         ]
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+            code, output = run(cmd, timeout=1800)
         except subprocess.TimeoutExpired as exc:
             raise KafkaSetupError("Maven did not finish obtaining the Kafka jars in 30 min") from exc
-        if done.returncode != 0 or not _has_broker_jar(staging, version):
-            output = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
-            raise KafkaSetupError(
-                f"Maven could not obtain the Kafka jars (exit {done.returncode}):\n{output}"
-            )
+        if code != 0 or not _has_broker_jar(staging, version):
+            last = "\n".join(output.splitlines()[-30:])
+            raise KafkaSetupError(f"Maven could not obtain the Kafka jars (exit {code}):\n{last}")
         _swap_into_place(staging, target, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when the rename succeeded
@@ -405,6 +359,7 @@ class KafkaBroker:
         min_heap: str = "256m",
         extra_properties: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        pid_file: Path | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.port = port
@@ -412,7 +367,8 @@ class KafkaBroker:
         self.state_dir = self.run_dir / "kafka"
         self.data_dir = self.state_dir / "data"
         self.properties_path = self.state_dir / "server.properties"
-        self.pid_file = self.state_dir / "broker.pid"
+        self.pid_file = Path(pid_file) if pid_file is not None else self.state_dir / "broker.pid"
+        """Holds the running broker's pid; rewritten on every start (leftovers are found by it)."""
         self.log_file = Path(log_file) if log_file is not None else self.run_dir / "logs" / "kafka.log"
         self.max_heap = max_heap
         self.min_heap = min_heap
@@ -457,7 +413,7 @@ class KafkaBroker:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             self._stop_leftover()
             for port in (self.port, self.controller_port):
-                if _port_open(port):
+                if port_open(port):
                     raise KafkaStartError(
                         f"port {port} on {HOST} is already in use (another Kafka broker?); "
                         "stop it or choose other ports"
@@ -490,7 +446,7 @@ class KafkaBroker:
         with self._lock:
             proc = self._proc
             if proc is not None and proc.poll() is None:
-                _signal_group(proc.pid, signal.SIGKILL)
+                signal_group(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
             self._forget()
 
@@ -587,20 +543,12 @@ class KafkaBroker:
                 str(staging_props),
             ]
             try:
-                done = subprocess.run(
-                    cmd,
-                    capture_output=True,
-                    text=True,
-                    timeout=max(deadline - time.monotonic(), 5.0),
-                    check=False,
-                )
+                code, output = run(cmd, timeout=max(deadline - time.monotonic(), 5.0))
             except subprocess.TimeoutExpired as exc:
-                raise KafkaStartError("formatting Kafka storage timed out") from exc
-            if done.returncode != 0:
-                raise KafkaSetupError(
-                    f"formatting Kafka storage failed (exit {done.returncode}):\n{done.stdout}{done.stderr}"
-                )
-            log.debug("StorageTool: %s", done.stdout.strip())
+                raise KafkaStartError("formatting Kafka storage timed out", timed_out=True) from exc
+            if code != 0:
+                raise KafkaSetupError(f"formatting Kafka storage failed (exit {code}):\n{output}")
+            log.debug("StorageTool: %s", output.strip())
             if self.data_dir.exists():
                 self.data_dir.rmdir()  # empty (checked above); rename needs the name free
             staging.rename(self.data_dir)
@@ -629,53 +577,66 @@ class KafkaBroker:
             out.write(f"--- {stamp} starting Kafka broker on {self.bootstrap_servers}\n".encode())
             out.flush()
             # Own session: Ctrl-C in the terminal reaches the runner, which stops the broker
-            # in order, instead of killing the broker under the services.
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.state_dir,
-                start_new_session=True,
-            )
+            # in order, instead of killing the broker under the services. And it dies with its
+            # parent however that dies (a killed test session leaks no JVM).
+            self._proc = spawn(cmd, stdout=out, cwd=self.state_dir)
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.write_text(f"{self._proc.pid}\n", encoding="utf-8")
         atexit.register(self._stop_at_exit)
 
     def _wait_ready(self, deadline: float, timeout: float) -> None:
         proc = self._proc
         assert proc is not None
+        began = next_report = time.monotonic()
+        next_report += PROGRESS_EVERY_S
         while True:
             code = proc.poll()
             if code is not None:
-                tail = _tail(self.log_file, self._log_offset)
+                last = tail(self.log_file, LOG_TAIL_LINES, self._log_offset)
                 hint = ""
-                if "UnsupportedClassVersionError" in tail:
+                if "UnsupportedClassVersionError" in last:
                     hint = "\nKafka 4 needs Java 17 or newer."
                 raise KafkaStartError(
                     f"Kafka broker exited with code {code} during start-up "
-                    f"(log: {self.log_file}):\n{tail}{hint}"
+                    f"(log: {self.log_file}):\n{last}{hint}"
                 )
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
+            listening = port_open(self.port)
             if remaining <= 0:
+                last = tail(self.log_file, LOG_TAIL_LINES, self._log_offset)
                 raise KafkaStartError(
                     f"Kafka broker not ready on {self.bootstrap_servers} within {timeout:.0f} s "
-                    f"(log: {self.log_file}):\n{_tail(self.log_file, self._log_offset)}"
+                    f"(pid {proc.pid}, {'listening' if listening else 'not listening yet'}); "
+                    f"last lines of {self.log_file}:\n{last}",
+                    timed_out=True,
                 )
+            if now >= next_report:
+                next_report = now + PROGRESS_EVERY_S
+                _say(self._progress, self._progress_line(now - began, listening))
             # A cheap TCP probe first: the admin client is only worth building once the
             # listener exists.
-            if _port_open(self.port) and _broker_answers(self.bootstrap_servers, min(remaining, 5.0)):
+            if listening and _broker_answers(self.bootstrap_servers, min(remaining, 5.0)):
                 return
             time.sleep(0.2)
+
+    def _progress_line(self, waited: float, listening: bool) -> str:
+        last = tail(self.log_file, 1, self._log_offset)
+        if len(last) > 100:
+            last = last[:97] + "..."
+        state = "listening, waiting for the broker to register" if listening else "JVM starting"
+        return f"Kafka: {state} ({waited:.0f} s) · log: {last}"
 
     def _terminate(self, timeout: float) -> None:
         proc = self._proc
         if proc is not None and proc.poll() is None:
-            _signal_group(proc.pid, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGCONT)  # a paused broker handles SIGTERM only once resumed
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 log.warning("Kafka broker (pid %s) ignored SIGTERM for %.0f s; killing", proc.pid, timeout)
-                _signal_group(proc.pid, signal.SIGKILL)
+                signal_group(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
         self._forget()
 
@@ -695,16 +656,16 @@ class KafkaBroker:
             pid = int(self.pid_file.read_text(encoding="utf-8").strip())
         except (OSError, ValueError):
             return
-        command = _command_line(pid) if _pid_alive(pid) else ""
+        command = (command_line(pid) or "") if pid_alive(pid) else ""
         if "kafka.Kafka" in command and str(self.properties_path) in command:
             _say(self._progress, f"stopping a leftover Kafka broker (pid {pid}) from an earlier run")
-            _signal_group(pid, signal.SIGTERM)
+            signal_group(pid, signal.SIGTERM)
             give_up = time.monotonic() + 20
-            while _pid_alive(pid) and time.monotonic() < give_up:
+            while pid_alive(pid) and time.monotonic() < give_up:
                 time.sleep(0.1)
-            if _pid_alive(pid):
-                _signal_group(pid, signal.SIGKILL)
-                while _pid_alive(pid) and time.monotonic() < give_up + 5:
+            if pid_alive(pid):
+                signal_group(pid, signal.SIGKILL)
+                while pid_alive(pid) and time.monotonic() < give_up + 5:
                     time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
 

@@ -34,7 +34,9 @@ from typing import Any, Self
 
 import httpx
 
+from stack.control import clear_requests, serve_requests
 from stack.kafka import KafkaBroker, KafkaSetupError, KafkaStartError, ensure_kafka_libs, ensure_topics
+from stack.procs import command_line, group_alive, pid_alive, port_open, signal_group, spawn, tail
 from stack.services import HOST, SERVICES, ServiceSpec, all_topics, service_env, spec
 
 __all__ = [
@@ -100,58 +102,6 @@ def echo(line: str = "", *, err: bool = False) -> None:
 # --------------------------------------------------------------------------- processes
 
 
-def _proc_command_line(pid: int) -> str | None:
-    """The command line of ``pid`` or None if unknown (no /proc and no ps)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except FileNotFoundError:
-        if Path("/proc/self").exists():
-            return ""  # /proc exists, the pid does not
-    except OSError:
-        return ""
-    try:  # no /proc (macOS)
-        done = subprocess.run(
-            ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _is_zombie(pid)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
 def read_pid(path: Path) -> int | None:
     """The pid in a pid file (first line), or None if absent or unreadable."""
     try:
@@ -210,21 +160,8 @@ def owns_pid(pid: int, name: str, pid_file: Path | None = None) -> bool:
         with contextlib.suppress(OSError):
             if _started_after(pid, pid_file.stat().st_mtime):
                 return False
-    command = _proc_command_line(pid)
+    command = command_line(pid)
     return command is None or all(part in command for part in marker_for(name))
-
-
-def tail(path: Path, lines: int = 25, start: int = 0) -> str:
-    """The last ``lines`` lines of a log file after byte ``start`` (or why there are none)."""
-    try:
-        with path.open("rb") as fh:
-            end = fh.seek(0, os.SEEK_END)
-            fh.seek(max(end - 64_000, start, 0))
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return f"({path} does not exist)"
-    picked = text.splitlines()[-lines:]
-    return "\n".join(picked) if picked else f"({path} is empty)"
 
 
 class ProcessHandle:
@@ -277,15 +214,8 @@ class ProcessHandle:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             out.write(f"--- {stamp} stack: {' '.join(self.command)}\n".encode())
             out.flush()
-            self.popen = subprocess.Popen(
-                self.command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=self.cwd,
-                start_new_session=True,
-            )
+            # Its own session, and it dies with this process however this one dies.
+            self.popen = spawn(self.command, stdout=out, env=self.env, cwd=self.cwd)
         self.started_at = time.monotonic()
         if self.pid_path is not None:
             _write_pid(self.pid_path, self.popen.pid)
@@ -297,7 +227,8 @@ class ProcessHandle:
     def send_term(self) -> None:
         """Ask the whole process group to stop (SIGTERM) without waiting."""
         if self.popen is not None and self.popen.poll() is None:
-            _signal_group(self.popen.pid, signal.SIGTERM)
+            signal_group(self.popen.pid, signal.SIGTERM)
+            signal_group(self.popen.pid, signal.SIGCONT)  # a paused process handles it once resumed
 
     def wait_stopped(self, deadline: float) -> bool:
         """Wait until the group is gone; SIGKILL it at ``deadline``. True if SIGKILL was needed."""
@@ -307,12 +238,12 @@ class ProcessHandle:
         killed = False
         while True:
             popen.poll()  # reaps the leader, so a zombie does not count as alive
-            if popen.returncode is not None and not _group_alive(popen.pid):
+            if popen.returncode is not None and not group_alive(popen.pid):
                 break
             if time.monotonic() >= deadline:
                 if killed:
                     break  # unkillable (uninterruptible sleep): give up rather than hang
-                _signal_group(popen.pid, signal.SIGKILL)
+                signal_group(popen.pid, signal.SIGKILL)
                 killed = True
                 deadline = time.monotonic() + 5.0
             time.sleep(0.05)
@@ -368,14 +299,6 @@ def check_ports_free(ports: Mapping[str, int], host: str = HOST) -> None:
             "Otherwise stop what holds the port or choose other ports (--base-port, --kafka-port, "
             "--smtp-port)."
         )
-
-
-def port_open(port: int, host: str = HOST) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -558,10 +481,16 @@ class Stack:
             controller_port=kafka_controller_port,
             log_file=self.logs_dir / "kafka.log",
             progress=self._say,
+            pid_file=self.pids_dir / "kafka.pid",
         )
         self._kafka_restarts = _Restarts()
         self._kafka_started_at = 0.0
         self._kafka_given_up = False
+        # Kafka and the SMTP sink are supervised while "wanted": False before start and after a
+        # stop_service(), so the watcher keeps them down. Paused processes (SIGSTOP) by name:
+        self._kafka_wanted = False
+        self._smtp_wanted = False
+        self._paused: set[str] = set()
         self.smtp = ProcessHandle(
             "smtp",
             [
@@ -641,6 +570,7 @@ class Stack:
 
     def pid(self, name: str) -> int | None:
         """The pid of a running service, ``"kafka"`` or ``"smtp"``; None if not running."""
+        self._known(name)
         if name == "kafka":
             return self.broker.pid
         handle = self.smtp if name == "smtp" else self._services[name].serve
@@ -700,6 +630,8 @@ class Stack:
         for svc in self._services.values():
             svc.wanted = svc.serving = False
             svc.ready = None
+        self._kafka_wanted = self._smtp_wanted = False
+        self._paused.clear()
         if self.smtp.running:
             self._say("stopping the SMTP sink …")
         self.smtp.stop(grace)
@@ -759,18 +691,55 @@ class Stack:
         """
         return self._blocking_depth > 0
 
-    # -- single services (tests restart one mid-test) --------------------------------------
+    # -- control: one process at a time (labs, `stack stop|start|...`, chaos tests) ------------
+
+    @property
+    def controllable(self) -> list[str]:
+        """The names ``stop_service`` and the others accept: the services, ``kafka``, ``smtp``."""
+        return [*self._services, "kafka", "smtp"]
+
+    def _known(self, name: str) -> str:
+        if name not in self.controllable:
+            raise StackError(f"unknown process {name!r}; this stack runs {', '.join(self.controllable)}")
+        return name
+
+    def state(self, name: str) -> str:
+        """``running``; ``paused`` (``pause``); ``stopped`` (``stop_service``, or crashed with
+        restarts off: down until ``start_service``); ``down`` (crashed or starting: the watcher
+        brings it back)."""
+        if self.pid(name) is not None:
+            return "paused" if name in self._paused else "running"
+        if name == "kafka":
+            wanted = self._kafka_wanted and not self._kafka_given_up
+        else:
+            wanted = self._smtp_wanted if name == "smtp" else self._services[name].wanted
+        return "down" if wanted else "stopped"
 
     def stop_service(self, name: str, timeout: float | None = None) -> None:
-        """Stop one service (SIGTERM, then SIGKILL); the watcher will not restart it."""
-        svc = self._services[name]
-        svc.wanted = svc.serving = False
-        svc.ready = None
+        """Stop a service, ``"kafka"`` or ``"smtp"`` (SIGTERM, then SIGKILL after ``timeout``).
+
+        It stays down (the watcher does not restart it) until ``start_service(name)``.
+        """
+        self._known(name)
         grace = self.stop_timeout if timeout is None else timeout
-        for handle in (svc.serve, svc.migrate):
-            if handle.running:
-                handle.stop(grace)
+        self._paused.discard(name)  # stopping resumes it first (SIGCONT after SIGTERM)
+        if name == "kafka":
+            self._kafka_wanted = False
+            self._kafka_restarts = _Restarts()
+            self.broker.stop(max(grace, 20.0))  # a clean broker shutdown takes longer
+        elif name == "smtp":
+            self._smtp_wanted = False
+            self._smtp_restarts = _Restarts()
+            self.smtp.stop(grace)
+        else:
+            svc = self._services[name]
+            svc.wanted = svc.serving = False
+            svc.ready = None
+            for handle in (svc.serve, svc.migrate):
+                if handle.running:
+                    handle.stop(grace)
         self._say(f"{name} stopped")
+        self._write_state()
 
     def start_service(
         self,
@@ -780,17 +749,88 @@ class Stack:
         env_overrides: Mapping[str, str] | None = None,
         migrate: bool = True,
     ) -> None:
-        """Migrate, then start one service; with ``wait_ready`` return once it is ready.
+        """Start a stopped service, ``"kafka"`` or ``"smtp"``; with ``wait_ready`` return once it serves.
 
-        ``env_overrides`` change this service's environment from now on (e.g. a lab restarts
-        room with fault injection on); later restarts by the watcher keep them. ``migrate=False``
-        skips the migration (a restart of a service whose database is at head: faster).
+        A service is migrated first; ``migrate=False`` skips that (a restart of a service whose
+        database is at head: faster). ``env_overrides`` change the service's environment from
+        now on (e.g. a lab restarts room with fault injection on); later restarts by the watcher
+        keep them. Kafka is always waited for (its clients need it registered, not just bound).
         """
+        self._known(name)
+        if name == "kafka":
+            self._start_kafka(timeout)
+        elif name == "smtp":
+            self._start_smtp(timeout if wait_ready else None)
+        else:
+            self._start_one_service(name, wait_ready, timeout, env_overrides or {}, migrate)
+        self._say(f"{name} started (pid {self.pid(name)})")
+        self._write_state()
+
+    def restart_service(self, name: str, timeout: float = 60.0, wait_ready: bool = True) -> None:
+        """``stop_service`` then ``start_service`` (a service is not migrated again)."""
+        self.stop_service(name)
+        self.start_service(name, wait_ready=wait_ready, timeout=timeout, migrate=False)
+
+    def pause(self, name: str) -> None:
+        """Freeze a running process (SIGSTOP to its process group): it holds its port and its
+        connections but answers nothing, like a hung process, until ``resume(name)``."""
+        pid = self.pid(self._known(name))
+        if pid is None:
+            raise StackError(f"{name} is not running")
+        signal_group(pid, signal.SIGSTOP)
+        self._paused.add(name)
+        self._say(f"{name} paused (pid {pid}): `stack resume {name}` continues it")
+        self._write_state()
+
+    def resume(self, name: str) -> None:
+        """Continue a process frozen by ``pause`` (SIGCONT)."""
+        pid = self.pid(self._known(name))
+        if pid is None:
+            raise StackError(f"{name} is not running")
+        signal_group(pid, signal.SIGCONT)
+        self._paused.discard(name)
+        self._say(f"{name} resumed (pid {pid})")
+        self._write_state()
+
+    def _start_kafka(self, timeout: float) -> None:
+        if self.broker.is_running:
+            raise StackError(f"kafka is already running (pid {self.broker.pid})")
+        self._kafka_wanted = False  # the watcher must not start it meanwhile
+        with self._blocking():
+            self.broker.start(timeout=timeout)
+        self._kafka_restarts = _Restarts()
+        self._kafka_started_at = time.monotonic()
+        self._kafka_given_up = False
+        self._kafka_wanted = True
+
+    def _start_smtp(self, timeout: float | None) -> None:
+        if self.smtp.running:
+            raise StackError(f"smtp is already running (pid {self.smtp.pid})")
+        if port_in_use(self.smtp_port):
+            raise PortInUseError(f"port {self.smtp_port} (smtp sink) is already in use on {HOST}")
+        self._smtp_restarts = _Restarts()
+        self.smtp.start()
+        self._smtp_wanted = True
+        if timeout is None:
+            return
+        deadline = time.monotonic() + timeout
+        while not port_open(self.smtp_port):
+            if not self.smtp.running:
+                raise StackError(
+                    f"the SMTP sink exited with code {self.smtp.returncode}; "
+                    f"last lines of {self.smtp.log_path}:\n{self.smtp.tail()}"
+                )
+            if time.monotonic() >= deadline:
+                raise StackError(f"the SMTP sink does not listen on {self.smtp_port} after {timeout:.0f} s")
+            self._pause_or_interrupt(0.1)
+
+    def _start_one_service(
+        self, name: str, wait_ready: bool, timeout: float, env_overrides: Mapping[str, str], migrate: bool
+    ) -> None:
         svc = self._services[name]
-        if env_overrides:
-            for handle in (svc.migrate, svc.serve):
-                assert handle.env is not None
-                handle.env.update(env_overrides)
+        for handle in (svc.migrate, svc.serve):
+            assert handle.env is not None
+            handle.env.update(env_overrides)
         if svc.serve.running:
             raise StackError(f"{name} is already running (pid {svc.serve.pid})")
         if port_in_use(self.port(name)):
@@ -805,7 +845,7 @@ class Stack:
                 if time.monotonic() >= deadline:
                     svc.migrate.stop(self.stop_timeout)
                     raise StackError(f"{name}: migration did not finish within {timeout:.0f} s")
-                time.sleep(0.1)
+                self._pause_or_interrupt(0.1)
             self._check_migration(svc)
         self._start_serving(svc)
         if not wait_ready:
@@ -817,7 +857,12 @@ class Stack:
                 return
             if time.monotonic() >= deadline:
                 raise StackError(self._not_ready_report([svc], timeout))
-            time.sleep(0.2)
+            self._pause_or_interrupt(0.2)
+
+    def _pause_or_interrupt(self, seconds: float) -> None:
+        # A `stack down` (SIGTERM) while a control request waits must not wait for it to finish.
+        if self._stop_requested.wait(seconds):
+            raise StackInterrupted("stop requested")
 
     # -- readiness ---------------------------------------------------------------------------
 
@@ -903,6 +948,7 @@ class Stack:
         """Supervise until ``request_stop()``: report crashes, restart with backoff, report readiness."""
         last_probe = 0.0
         while not self._stop_requested.wait(interval):
+            serve_requests(self)  # `stack stop|start|restart|pause|resume` from other terminals
             now = time.monotonic()
             for svc in self._services.values():
                 self._supervise_service(svc, now, restart)
@@ -937,14 +983,15 @@ class Stack:
                 return
             self._say(f"restarting {svc.spec.name} (attempt {restarts.crashes})")
             self._start_serving(svc)
+            self._write_state()
 
     def _supervise_smtp(self, now: float, restart: bool) -> None:
-        if self.smtp.popen is None:
+        if self.smtp.popen is None or not self._smtp_wanted:
             return
         if not self.smtp.running and self._smtp_restarts.next_at is None:
             self._say(f"SMTP sink exited (code {self.smtp.returncode}); see {self.smtp.log_path}")
             if not restart:
-                self.smtp.popen = None
+                self._smtp_wanted = False  # reported once; down until start_service("smtp")
                 return
             delay = self._smtp_restarts.crashed(now - self.smtp.started_at)
             self._say(f"restarting the SMTP sink in {delay:.0f} s")
@@ -952,10 +999,11 @@ class Stack:
         if next_at is not None and now >= next_at:
             self._smtp_restarts.next_at = None
             self.smtp.start()
+            self._write_state()
 
     def _supervise_kafka(self, now: float, restart: bool) -> None:
         restarts = self._kafka_restarts
-        if self.broker.is_running or not self._started or self._kafka_given_up:
+        if self.broker.is_running or not self._kafka_wanted or self._kafka_given_up:
             return
         if restarts.next_at is None:
             self._say(f"Kafka exited unexpectedly; last lines of {self.broker.log_file}:")
@@ -976,7 +1024,7 @@ class Stack:
                 return
             restarts.next_at = None
             self._kafka_started_at = time.monotonic()
-            self._record_kafka()
+            self._write_state()
 
     def _report_readiness_changes(self) -> None:
         serving = [n for n, s in self._services.items() if s.serving and s.serve.running]
@@ -1018,18 +1066,20 @@ class Stack:
         self._launcher_stop.clear()
         launcher.start()
         self.smtp.start()
+        self._smtp_wanted = True
         self._say(f"SMTP sink on {HOST}:{self.smtp_port} → {self.mailbox_path}")
         self._say(f"starting Kafka on {self.bootstrap_servers} (data in {self.broker.data_dir}) …")
         with self._blocking():
             self.broker.start(timeout=max(deadline - time.monotonic(), 5.0))
         self._kafka_started_at = time.monotonic()
         self._kafka_given_up = False
-        self._record_kafka()
+        self._kafka_wanted = True
         # Topics are created while the services finish starting: neither waits for the other.
         topics = _TopicsJob(self.bootstrap_servers, all_topics(), max(deadline - time.monotonic(), 5.0))
         self._launcher_stop.set()
         launcher.join()
         self._wait_until_ready(deadline, timeout, topics)
+        self._write_state()  # now with every pid
         self.started_in = time.monotonic() - self._t0
         self._report_seeded()
         return self.started_in
@@ -1056,6 +1106,7 @@ class Stack:
             libs_dir=libs,
             log_file=self.broker.log_file,
             progress=self._say,
+            pid_file=self.broker.pid_file,
         )
 
     def _preflight(self) -> None:
@@ -1072,14 +1123,11 @@ class Stack:
                 f"a stack is already running from {self.run_dir} (runner pid {runner}); "
                 "stop it with `make down` / `uv run stack down`"
             )
+        clear_requests(self.run_dir)  # left by a runner that died before answering
         cleaned = cleanup_leftovers(self.run_dir, say=self._say)
         if cleaned:
             self._say(f"cleaned up {len(cleaned)} leftover process(es) of an earlier run")
         check_ports_free(self.ports())
-
-    def _record_kafka(self) -> None:
-        if self.broker.pid is not None:
-            _write_pid(self.pids_dir / "kafka.pid", self.broker.pid)
 
     def _write_state(self) -> None:
         state = {
@@ -1090,8 +1138,14 @@ class Stack:
             "smtp_port": self.smtp_port,
             "services": {name: self.url(name) for name in self._services},
             "mailbox": str(self.mailbox_path),
+            # What `stack status` shows beside readiness; rewritten whenever a pid or state changes.
+            "processes": {n: {"pid": self.pid(n), "state": self.state(n)} for n in self.controllable},
         }
-        (self.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+        # Replaced in one step: `stack status` in another terminal never reads half a file.
+        path = self.run_dir / STATE_FILE
+        staging = path.with_name(f".{STATE_FILE}.{os.getpid()}")
+        staging.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+        staging.replace(path)
 
     def _check_migration(self, svc: _Service) -> None:
         code = svc.migrate.returncode
@@ -1318,8 +1372,10 @@ def _terminate_foreign(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         if leads_group:
             os.killpg(pid, sig)
+            os.killpg(pid, signal.SIGCONT)  # a paused leftover handles SIGTERM only once resumed
         else:
             os.kill(pid, sig)
+            os.kill(pid, signal.SIGCONT)
 
 
 def down(run_dir: Path, say: Say = echo, timeout: float = 60.0) -> bool:
