@@ -294,6 +294,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
 
 def _load(service: str) -> Any:
     schema = schemathesis.openapi.from_path(SPECS_DIR / f"{service}.yaml", config=CONFIG)
+    # Fault switches are left out: a generated valid switch (a hang on "/") would fault the very
+    # apps under test. Their 401/403/404/422 answers: common/tests and gateway's test_admin_faults.
+    schema = schema.exclude(path_regex=r"^(/api/v1)?/admin/faults")
     schema.app = Plug(service)
     return schema
 
