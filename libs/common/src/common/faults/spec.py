@@ -41,7 +41,7 @@ class FaultSpec(BaseModel):
         min_length=1,
         max_length=200,
         description="inbound: a path prefix (/internal/holds); upstream: an upstream name (member); "
-        "relay: *; consumer: a group name (notification.mail) or *",
+        "relay: *; consumer: a group name (notification.reservations) or *",
     )
     methods: list[HttpMethod] | None = Field(
         default=None, min_length=1, description="inbound/upstream only: the methods hit (default: all)"
