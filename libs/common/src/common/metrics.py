@@ -15,6 +15,12 @@ UPSTREAM_CALLS = Counter(
     "Calls to other services by outcome (success, client_error, error, timeout, rejected_open, ...)",
     ["service", "upstream", "outcome"],
 )
+UPSTREAM_LATENCY = Histogram(
+    "upstream_attempt_duration_seconds",
+    "Duration of each attempt to call another service, answered or not (fit timeouts to this)",
+    ["service", "upstream"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0),
+)
 UPSTREAM_RETRIES = Counter(
     "upstream_retries_total", "Retries made to other services", ["service", "upstream"]
 )

@@ -94,6 +94,20 @@ class ServiceSettings(BaseSettings):
             raise ValueError("cursor_secret is a placeholder or too short; set a real secret for env=prod")
         return self
 
+    def upstream_urls(self) -> dict[str, str]:
+        """Base URL of every service this one calls, by name: its ``<name>_url`` fields."""
+        own = ("database_url", "jwks_url")
+        return {
+            field.removesuffix("_url"): getattr(self, field)
+            for field in type(self).model_fields
+            if field.endswith("_url") and field not in own
+        }
+
+    def upstream_timeout(self, upstream: str) -> float:
+        """Per-attempt timeout of calls to ``upstream``: ``<name>_timeout_s`` if set, else the default."""
+        value = getattr(self, f"{upstream}_timeout_s", self.upstream_timeout_s)
+        return float(value)
+
     def sqlite_path(self) -> Path | None:
         """The database file when the URL is SQLite (so it can be created), else None."""
         prefix = "sqlite:///"

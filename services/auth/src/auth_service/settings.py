@@ -19,6 +19,11 @@ class AuthSettings(ServiceSettings):
 
     port: int = 8001
 
+    # Time (common.timeouts): a sign-up hashes a password (Argon2id), which under load took
+    # 9.6 s; the budget covers that, and stays below the gateway's attempt (GATEWAY_AUTH_TIMEOUT_S).
+    request_timeout_s: float = Field(default=15.0, gt=0)
+    db_lock_timeout_s: float = Field(default=5.0, gt=0)
+
     # The key signing user access tokens. Its own folder, never the service keys folder:
     # every .pub there is accepted as a service identity.
     user_token_keys_dir: Path = Field(default_factory=lambda: run_dir() / "keys" / "user-tokens")

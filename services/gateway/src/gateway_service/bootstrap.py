@@ -16,7 +16,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     # A proxy passes a service's problems on: a 5xx problem+json (room: "member is down") is the
     # service's answer, not an outage of it: returned as is, not retried, no strike on its breaker.
     upstreams = {
-        name: runtime.client(name, url, problems_are_answers=True)
+        name: runtime.client(name, url, problems_are_answers=True, timeout=settings.upstream_timeout(name))
         for name, url in settings.upstream_urls().items()
     }
     return runtime.create_app(

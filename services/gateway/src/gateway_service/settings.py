@@ -29,10 +29,15 @@ class GatewaySettings(ServiceSettings):
     # Each dashboard part gets this long; a part that can't answer in time is left out.
     dashboard_part_timeout_s: float = Field(default=1.5, gt=0)
 
-    # Overrides of the platform defaults, for the edge: timeouts cascade (gateway > service >
-    # its dependencies), so one attempt may last longer here than a service waits for its own
-    # upstreams; and every public request passes here, so the bulkhead per upstream is wider.
-    upstream_timeout_s: float = Field(default=5.0, gt=0)
+    # Overrides of the platform defaults, for the edge. Timeouts cascade (common.timeouts):
+    # our budget > one attempt to a service > that service's own budget, so the service's
+    # 503/504 problem reaches us before we give up on it; a timed-out attempt is never re-sent.
+    request_timeout_s: float = Field(default=25.0, gt=0)
+    upstream_timeout_s: float = Field(default=10.0, gt=0)
+    # Auth's slowest legitimate call is a sign-up: an Argon2id hash, which took 9.6 s on a
+    # loaded 2-core machine (issue 7). One attempt must cover auth's whole budget (15 s).
+    auth_timeout_s: float = Field(default=20.0, gt=0)
+    # Every public request passes here, so the bulkhead per upstream is wider.
     bulkhead_max_concurrent: int = Field(default=100, ge=1)
 
     @field_validator("rate_limit")

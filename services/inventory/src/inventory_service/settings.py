@@ -14,6 +14,9 @@ class InventorySettings(ServiceSettings):
     service_name: ClassVar[str] = "inventory"
 
     port: int = 8004
+    # Below room's per-attempt timeout of a hold (ROOM_INVENTORY_TIMEOUT_S): a hold queued behind
+    # other writers is our 503 problem (nothing held) before room gives up on an unknown outcome.
+    db_lock_timeout_s: float = Field(default=2.5, gt=0)
     # A hold room never confirmed (no ReservationCreated) is released after this many seconds.
     hold_ttl_s: float = Field(default=300.0, gt=0)
     # How often the reaper looks for expired holds, and how many it expires per transaction batch.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 import time
 from datetime import timedelta
 
@@ -194,7 +195,9 @@ async def test_member_too_slow_is_503_after_our_own_timeout(
     problem = assert_problem(response, 503)
     assert "timed out" in problem["detail"]
     assert "Retry-After" in response.headers
-    assert len(member.requests) == 2  # a GET is safe to retry once
+    # A GET is safe to retry, but a timed-out attempt is never followed by another: the first
+    # 503 for a hung member comes after one timeout, not upstream_max_attempts of them.
+    assert len(member.requests) == 1
 
 
 async def test_store_failure_after_the_hold_releases_it(room: Room, inventory: InventoryStandIn) -> None:
@@ -214,6 +217,34 @@ async def test_store_failure_after_the_hold_releases_it(room: Room, inventory: I
     assert inventory.releases == [rid]  # compensation, through inventory's DELETE
     assert room.reservation_count() == 0
     assert room.outbox() == []
+
+
+async def test_database_write_locked_beyond_the_budget_stores_nothing_and_leaves_no_hold(
+    start_room: RoomFactory, inventory: InventoryStandIn
+) -> None:
+    # Issue 7 fault 2: room's SQLite file locked from outside for longer than the request's
+    # budget; the client got its 504, yet the reservation, the booking and the mail appeared.
+    async with start_room(db_lock_timeout_s=30, request_timeout_s=1.0) as room:
+        member_id = room.new_member()
+        other = sqlite3.connect(room.settings.database_url.removeprefix("sqlite:///"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # like `sqlite3 room.db 'BEGIN IMMEDIATE'` in a terminal
+        try:
+            started = time.monotonic()
+            response = await room.reserve(member_id)
+            elapsed = time.monotonic() - started
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+
+        assert response.status_code in (503, 504), response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "Retry-After" in response.headers
+        assert elapsed < 1.0 + 3.0  # the budget (1 s) and some slack, not the 30 s lock timeout
+        rid = reservation_id_for(member_id, "key-1")
+        assert inventory.releases == [rid]  # the hold it took was given back before answering
+        assert inventory.holds == {}
+        assert room.reservation_count() == 0
+        assert room.outbox() == []
 
 
 # -- reading and cancelling --------------------------------------------------------------------

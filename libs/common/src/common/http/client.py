@@ -67,7 +67,7 @@ from common.errors import PROBLEM_JSON, DeadlineExceeded, ProblemError, Upstream
 from common.http.breaker import BreakerPolicy, BreakerStateName, CircuitBreaker, CircuitOpen
 from common.http.bulkhead import Bulkhead, BulkheadFull
 from common.http.retry import RETRYABLE_STATUSES, RetryBudget, RetryPolicy, parse_retry_after
-from common.metrics import UPSTREAM_CALLS, UPSTREAM_RETRIES
+from common.metrics import UPSTREAM_CALLS, UPSTREAM_LATENCY, UPSTREAM_RETRIES
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
@@ -331,7 +331,8 @@ class ServiceClient:
             if delay is None:
                 self._count(failure.outcome)
                 unavailable = UpstreamOutcomeUnknown if unseen else UpstreamUnavailable
-                raise unavailable(failure.detail, upstream=self.upstream, retry_after=failure.retry_after or 1)
+                retry_after = failure.retry_after or 1
+                raise unavailable(failure.detail, upstream=self.upstream, retry_after=retry_after)
             UPSTREAM_RETRIES.labels(service=self.caller, upstream=self.upstream).inc()
             await self._sleep(delay)
             retries += 1
@@ -381,15 +382,21 @@ class ServiceClient:
         outgoing.update(self._context_headers(limit))
         # httpx's timeouts bound each socket operation; a response trickling in byte by byte
         # could outlive them. asyncio.timeout bounds the attempt as a whole.
-        async with asyncio.timeout(limit):
-            return await self._http.request(
-                method,
-                path,
-                json=json,
-                content=content,
-                params=params,
-                headers=outgoing,
-                timeout=limit,
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(limit):
+                return await self._http.request(
+                    method,
+                    path,
+                    json=json,
+                    content=content,
+                    params=params,
+                    headers=outgoing,
+                    timeout=limit,
+                )
+        finally:
+            UPSTREAM_LATENCY.labels(service=self.caller, upstream=self.upstream).observe(
+                time.perf_counter() - started
             )
 
     def _context_headers(self, limit: float) -> dict[str, str]:
