@@ -11,6 +11,7 @@ from auth_service.adapters.signing_keys import load_signing_key
 from auth_service.api import accounts as account_routes
 from auth_service.api import internal as internal_routes
 from auth_service.api import licenses as license_routes
+from auth_service.domain.login_throttle import Limit, LoginThrottle, ThrottlePolicy
 from auth_service.service_layer.accounts import Accounts, Sessions
 from auth_service.service_layer.licensing import Licensing
 from auth_service.settings import AuthSettings
@@ -27,6 +28,17 @@ def build_token_issuer(settings: AuthSettings) -> UserTokenIssuer:
         private_key,
         kid,
         ttl_seconds=settings.access_token_ttl_s,
+    )
+
+
+def build_login_throttle(settings: AuthSettings) -> LoginThrottle:
+    return LoginThrottle(
+        ThrottlePolicy(
+            pair=Limit(settings.login_pair_max_failures, settings.login_pair_window_s),
+            address=Limit(settings.login_address_max_failures, settings.login_address_window_s),
+            account=Limit(settings.login_account_max_failures, settings.login_account_window_s),
+            known_address_s=settings.login_known_address_days * 24 * 3600,
+        )
     )
 
 
@@ -54,7 +66,11 @@ def build_app(settings: AuthSettings) -> FastAPI:
     passwords = build_password_hasher(settings)
     issuer = build_token_issuer(settings)
     sessions = Sessions(
-        runtime.db, passwords, issuer, refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_s)
+        runtime.db,
+        passwords,
+        issuer,
+        refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_s),
+        throttle=build_login_throttle(settings),
     )
     return runtime.create_app(
         title="Auth service",

@@ -35,6 +35,17 @@ class AuthSettings(ServiceSettings):
     password_hash_time_cost: int = Field(default=3, ge=1, le=20)
     password_hash_memory_kib: int = Field(default=65536, ge=1024, le=4 * 1024 * 1024)
 
+    # Login throttling (domain/login_throttle.py): failed logins allowed per sliding window, per
+    # (account, client address), per address across accounts, per account across addresses
+    # (generous; addresses the account logged in from before are exempt). Then 429 + Retry-After.
+    login_pair_max_failures: int = Field(default=5, ge=1)
+    login_pair_window_s: float = Field(default=300, gt=0)
+    login_address_max_failures: int = Field(default=30, ge=1)
+    login_address_window_s: float = Field(default=900, gt=0)
+    login_account_max_failures: int = Field(default=100, ge=1)
+    login_account_window_s: float = Field(default=900, gt=0)
+    login_known_address_days: float = Field(default=30, ge=0)
+
     # The demo admin created by `python -m auth_service seed`.
     admin_email: str = "admin@example.com"
     admin_password: SecretStr = SecretStr(DEFAULT_ADMIN_PASSWORD)

@@ -115,6 +115,18 @@ async def test_login_form_is_forwarded_as_a_form(client, upstreams):
     assert seen.body == b"username=ada%40example.com&password=s3cret+pass"
 
 
+async def test_the_client_address_is_told_to_the_service_and_a_forged_one_is_replaced(client, upstreams):
+    # Auth throttles logins per client address; behind the gateway it learns it from this header.
+    await client.post(
+        "/api/v1/auth/token",
+        data={"username": "ada@example.com", "password": "x"},
+        headers={"X-Client-Address": "203.0.113.66"},
+    )
+
+    [seen] = upstreams["auth"].requests("/api/v1/auth/token")
+    assert seen.headers["x-client-address"] == "203.0.113.7"  # the peer the gateway saw, not the forgery
+
+
 async def test_malformed_json_reaches_the_service_which_answers_its_own_problem(client, upstreams, users):
     problem = {"type": "about:blank", "title": "Bad Request", "status": 400, "detail": "not JSON"}
     upstreams["member"].answer("PATCH", "/api/v1/members/me", (400, problem))

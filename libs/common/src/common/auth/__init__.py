@@ -1,5 +1,6 @@
 """Authentication: service-to-service (JWT or shared secret) and user access tokens."""
 
+from common.auth.client_address import CLIENT_ADDRESS_HEADER, client_address
 from common.auth.dependencies import (
     ServiceAuthMode,
     build_service_auth,
@@ -37,6 +38,7 @@ from common.auth.user_tokens import (
 )
 
 __all__ = [
+    "CLIENT_ADDRESS_HEADER",
     "JWT_ALGORITHM",
     "MAX_SERVICE_TOKEN_TTL",
     "SERVICE_NAME_HEADER",
@@ -56,6 +58,7 @@ __all__ = [
     "UserTokenIssuer",
     "UserTokenVerifier",
     "build_service_auth",
+    "client_address",
     "current_user",
     "ensure_service_keypair",
     "load_public_keys",

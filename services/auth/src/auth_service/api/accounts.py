@@ -5,19 +5,25 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from auth_service.api.deps import AccountsDep, SessionsDep, TokenIssuerDep
 from auth_service.api.schemas import Jwks, RefreshRequest, SignupRequest, TokenResponse, UserResponse
 from auth_service.service_layer.accounts import TokenPair
+from common.auth import client_address
 from common.openapi import PUBLIC, problem_responses
 
 router = APIRouter(tags=["auth"])
 
 SIGNUP_ERRORS = problem_responses(400, 422, described={409: "The email is taken (whatever its case)"})
 LOGIN_ERRORS = problem_responses(
-    400, 422, described={401: "Unknown email or wrong password (the same answer for both)"}
+    400,
+    422,
+    described={
+        401: "Unknown email or wrong password (the same answer for both)",
+        429: "Too many failed logins for this account or from this address lately (see Retry-After)",
+    },
 )
 REFRESH_ERRORS = problem_responses(
     400, 422, described={401: "Unknown, expired or already used refresh token (reuse revokes the family)"}
@@ -53,10 +59,18 @@ def signup(body: SignupRequest, accounts: AccountsDep) -> UserResponse:
 
 @router.post("/api/v1/auth/token", responses=LOGIN_ERRORS, openapi_extra=PUBLIC | _LOGIN_EXAMPLE)
 def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], sessions: SessionsDep, response: Response
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    sessions: SessionsDep,
+    request: Request,
+    response: Response,
 ) -> TokenResponse:
-    """Log in with email (``username``) and password: an access token and a refresh token."""
-    return _tokens(sessions.login(form.username, form.password), response)
+    """Log in with email (``username``) and password: an access token and a refresh token.
+
+    Failed logins are throttled per account and per client address (429 with Retry-After).
+    """
+    # The client's address as the gateway saw it (only the gateway is believed), else the peer.
+    address = client_address(request)
+    return _tokens(sessions.login(form.username, form.password, address), response)
 
 
 @router.post("/api/v1/auth/refresh", responses=REFRESH_ERRORS, openapi_extra=PUBLIC)

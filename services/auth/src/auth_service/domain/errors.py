@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from common.errors import Conflict, NotFound, Unauthorized
+import math
+
+from common.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized
 
 
 class EmailTaken(Conflict):
@@ -15,6 +17,19 @@ class InvalidCredentials(Unauthorized):
 
     def __init__(self) -> None:
         super().__init__("incorrect email or password")
+
+
+class TooManyLoginAttempts(RateLimited):
+    """Throttled: the same answer whichever limit it was and whatever the password (see Retry-After)."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        # Rounded up: a client waiting exactly Retry-After must not arrive a moment too early.
+        super().__init__("too many failed logins; try again later", retry_after=math.ceil(retry_after_s))
+
+
+class AccountSuspended(Forbidden):
+    def __init__(self) -> None:
+        super().__init__("this account is suspended")
 
 
 class InvalidRefreshToken(Unauthorized):

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from prometheus_client import Counter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,7 +15,14 @@ from auth_service.adapters import repositories as repo
 from auth_service.adapters.orm import RefreshToken, User
 from auth_service.adapters.passwords import PasswordHasher
 from auth_service.domain.emails import InvalidEmail, normalize_email
-from auth_service.domain.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken, UserNotFound
+from auth_service.domain.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    TooManyLoginAttempts,
+    UserNotFound,
+)
+from auth_service.domain.login_throttle import LoginThrottle, Throttled
 from auth_service.domain.refresh_tokens import (
     RefreshOutcome,
     RefreshTokenState,
@@ -29,6 +37,10 @@ from common.db import Database
 from common.messaging import Outbox
 
 log = logging.getLogger(__name__)
+
+LOGINS_THROTTLED = Counter(
+    "auth_logins_throttled_total", "Login attempts refused by login throttling", ["scope"]
+)
 
 
 @dataclass(frozen=True)
@@ -123,20 +135,33 @@ class Sessions:
         passwords: PasswordHasher,
         tokens: UserTokenIssuer,
         refresh_ttl: timedelta,
+        throttle: LoginThrottle | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._db = db
         self._passwords = passwords
         self._tokens = tokens
         self._refresh_ttl = refresh_ttl
+        self._throttle = throttle or LoginThrottle()
         self._clock = clock
 
-    def login(self, email: str, password: str) -> TokenPair:
-        """Tokens for valid credentials; ``InvalidCredentials`` (same answer, same work) otherwise."""
+    def login(self, email: str, password: str, client_address: str) -> TokenPair:
+        """Tokens for valid credentials; ``InvalidCredentials`` (same answer, same work) otherwise.
+
+        ``TooManyLoginAttempts`` (before any password check) when the account, the address or
+        the pair of them failed too often lately (see ``domain.login_throttle``).
+        """
         try:
             normalized = normalize_email(email)
         except InvalidEmail:
             normalized = None
+        # Unknown and malformed accounts are throttled like real ones: a 429 reveals nothing.
+        account = normalized or email.strip().lower()[:320]
+        attempt = self._throttle.begin(account, client_address)
+        if isinstance(attempt, Throttled):
+            LOGINS_THROTTLED.labels(scope=attempt.scope.value).inc()
+            log.warning("login throttled", extra={"scope": attempt.scope.value, "client": client_address})
+            raise TooManyLoginAttempts(attempt.retry_after_s)
         user = None
         if normalized is not None:
             with self._db.read() as session:
@@ -146,6 +171,7 @@ class Sessions:
             raise InvalidCredentials()
         if not self._passwords.verify(password, user.password_hash):
             raise InvalidCredentials()
+        self._throttle.succeeded(attempt)
         with self._db.transaction() as session:
             return self._issue(session, user, family_id=str(uuid.uuid4()))
 

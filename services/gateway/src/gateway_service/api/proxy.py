@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from common.auth import CLIENT_ADDRESS_HEADER
 from common.errors import PROBLEM_JSON
 from common.http import ServiceClient
 from common.openapi import PROBLEM, PUBLIC, problem_response, problem_responses
@@ -51,6 +52,10 @@ async def forward(request: Request, route: Route) -> Response:
     if request.url.query:
         path = f"{path}?{request.url.query}"
     headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
+    if request.client is not None:
+        # Who the client is, for auth's login throttling; services believe it only beside our
+        # service token. A client's own X-Client-Address is never forwarded (not in the list).
+        headers[CLIENT_ADDRESS_HEADER] = request.client.host
     body = await request.body()  # bounded by the platform's body limit (413)
     # The body byte for byte (a form, JSON, even malformed JSON: the service judges it), sent
     # again on a retry. With the client's Idempotency-Key a POST may be retried; without, never.
