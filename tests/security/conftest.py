@@ -308,7 +308,7 @@ def people(
     body = {"room_id": "r101", "check_in": check_in, "check_out": check_out}
     key = f"sec-{uuid.uuid4()}"
     reservation = _reserve(client, alice, key, body)
-    issued = client.post("/api/v1/licenses", json={"product": "security-suite", "seats": 5}, headers=admin)
+    issued = client.post("/api/v1/licenses", json={"product": "security-suite", "seats": 1000}, headers=admin)
     assert issued.status_code == 201, issued.text
     license_key = issued.json()["license_key"]
     activated = client.post(
