@@ -1,8 +1,9 @@
 """The app factory every service uses: middleware, problem handlers, health and metrics.
 
 A service's ``create_app`` builds its routers and dependencies and hands them here, so
-request ids, deadlines, trace context, body limits, problem+json, ``/health/*`` and
-``/metrics`` are identical everywhere and written once.
+request ids, deadlines, trace context, body limits, problem+json, security headers, the Host
+check, ``/health/*`` and the management port's app (``/metrics``, docs) are identical
+everywhere and written once.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -32,9 +32,12 @@ from common.context import (
     request_id_var,
     traceparent_var,
 )
+from common.docs import docs_routes
+from common.edge import SecurityHeadersMiddleware, TrustedHostMiddleware
 from common.errors import DeadlineExceeded, PayloadTooLarge, ProblemError
 from common.faults import FaultMiddleware
 from common.health import ReadinessCheck, run_checks
+from common.management import management_app
 from common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from common.openapi import PUBLIC, install_openapi
 from common.problems import install_problem_handlers, problem_response
@@ -42,6 +45,9 @@ from common.problems import install_problem_handlers, problem_response
 log = logging.getLogger("common.access")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# W3C trace context, version 00: exactly 55 characters. Anything else (6 kB of "flags") starts
+# a new trace rather than travelling on to every hop and into Kafka headers.
+_TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -66,7 +72,8 @@ class RequestContextMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         incoming_id = headers.get(REQUEST_ID_HEADER.lower(), "")
         request_id = incoming_id if _SAFE_REQUEST_ID.match(incoming_id) else new_request_id()
-        parent = TraceContext.parse(headers.get(TRACEPARENT_HEADER))
+        incoming_trace = headers.get(TRACEPARENT_HEADER, "")
+        parent = TraceContext.parse(incoming_trace) if _TRACEPARENT.match(incoming_trace) else None
         trace = parent.child() if parent else TraceContext.new()
         deadline = Deadline.from_headers(headers, cap=self.request_timeout_s)
         tokens = (
@@ -109,7 +116,7 @@ class RequestContextMiddleware:
             method = scope["method"]
             HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
             HTTP_LATENCY.labels(self.service, method, template).observe(elapsed)
-            if not scope["path"].startswith(("/health", "/metrics")):
+            if not scope["path"].startswith("/health"):
                 log.info(
                     "%s %s -> %s in %.1f ms",
                     method,
@@ -160,8 +167,15 @@ def create_service_app(
     description: str = "",
     version: str = "0.1.0",
     state: dict[str, Any] | None = None,
+    public_docs: bool = False,
+    allowed_hosts: Sequence[str] = ("*",),
 ) -> FastAPI:
-    """Build a FastAPI app with the platform's middleware, errors, health and metrics."""
+    """Build a FastAPI app with the platform's middleware, errors, health and metrics.
+
+    Its management app (``app.state.management``: ``/metrics`` and the docs) is served on the
+    management port; ``public_docs`` serves the docs on the main port too (the gateway: its
+    spec *is* the public API). ``allowed_hosts``: the ``Host`` names answered (``*``: any).
+    """
 
     @asynccontextmanager
     async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -171,21 +185,40 @@ def create_service_app(
         async with lifespan(app):
             yield
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=_lifespan)
+    # FastAPI's own docs routes are off: ``common.docs`` serves them with a policy that fits.
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=_lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    # No "/path/" -> "/path" redirects: each would build a Location from the client's Host. The
+    # routes are the API; anything else is a 404 problem.
+    app.router.redirect_slashes = False
     install_openapi(app)
     for key, value in (state or {}).items():
         setattr(app.state, key, value)
     install_problem_handlers(app)
     app.add_middleware(FaultMiddleware)  # inside the request context: faults are logged and counted
+    # Outermost last: the request context (id, metrics) around the Host check, so a refused Host
+    # is counted and its problem carries the request id; security headers on every answer.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     app.add_middleware(
         RequestContextMiddleware,
         service=service,
         request_timeout_s=request_timeout_s,
         max_body_bytes=max_body_bytes,
     )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(_health_router(readiness))
     for router in routers:
         app.include_router(router)
+    if public_docs:
+        app.router.routes.extend(docs_routes(app))
+    app.state.management = management_app(app, allowed_hosts=allowed_hosts)
     return app
 
 
@@ -214,10 +247,6 @@ def _health_router(checks: Sequence[ReadinessCheck]) -> APIRouter:
         report = await run_checks(checks)
         body = {"status": "ready" if report.ready else "not_ready", "checks": report.checks}
         return JSONResponse(body, status_code=200 if report.ready else 503)
-
-    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

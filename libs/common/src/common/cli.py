@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -48,6 +51,76 @@ def run_service_cli(
         print(f"{settings.service_name}: demo data in place", file=sys.stderr)
         return 0
     if args.command == "serve":
-        app = create_app(settings)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+        serve_app(create_app(settings), settings)
     return 0
+
+
+def server_config(app: FastAPI, settings: ServiceSettings) -> uvicorn.Config:
+    """How uvicorn serves the app on the main port.
+
+    Proxy headers are believed only from ``settings.forwarded_allow_ips`` (uvicorn's default
+    trusts 127.0.0.1, which on one host is every client: any of them could claim another
+    address in ``X-Forwarded-For`` and get a fresh rate limit). No ``server`` banner.
+    """
+    trusted = settings.forwarded_allow_ips
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=",".join(trusted) if trusted else "",
+    )
+
+
+def management_config(app: FastAPI, settings: ServiceSettings) -> uvicorn.Config:
+    """How uvicorn serves the app's management app (``/metrics``, docs) on the management port."""
+    return uvicorn.Config(
+        app.state.management,
+        host=settings.management_host,
+        port=settings.management_port,
+        lifespan="off",  # the service's lifespan runs once, with the main app
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
+
+
+class ManagementServer(uvicorn.Server):
+    """The management listener: it leaves the process's signals to the main server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def serve_app(app: FastAPI, settings: ServiceSettings) -> None:
+    """Serve the main port and the management port from this process until a signal stops it.
+
+    Both ports are bound before anything starts, so a taken port fails the start at once.
+    """
+    main_config, management = server_config(app, settings), management_config(app, settings)
+    main_socket, management_socket = main_config.bind_socket(), management.bind_socket()
+    asyncio.run(
+        serve_both(
+            uvicorn.Server(main_config), [main_socket], ManagementServer(management), [management_socket]
+        )
+    )
+
+
+async def serve_both(
+    main: uvicorn.Server,
+    main_sockets: list[socket.socket],
+    management: uvicorn.Server,
+    management_sockets: list[socket.socket],
+) -> None:
+    """Run ``main`` until it exits (SIGTERM, SIGINT), with ``management`` beside it; stop both."""
+    beside = asyncio.create_task(management.serve(sockets=management_sockets))
+    try:
+        await main.serve(sockets=main_sockets)
+    finally:
+        management.should_exit = True
+        await beside

@@ -212,9 +212,18 @@ class ServiceRuntime:
             self.db.dispose()
 
     def create_app(
-        self, *, title: str, description: str = "", routers: Sequence[APIRouter] = (), **state: Any
+        self,
+        *,
+        title: str,
+        description: str = "",
+        routers: Sequence[APIRouter] = (),
+        public_docs: bool = False,
+        **state: Any,
     ) -> FastAPI:
-        """The service's FastAPI app with the platform's middleware, health, metrics and workers."""
+        """The service's FastAPI app with the platform's middleware, health, metrics and workers.
+
+        ``public_docs``: serve the docs on the main port too, not only on the management port.
+        """
         return create_service_app(
             service=self.service,
             title=title,
@@ -224,6 +233,8 @@ class ServiceRuntime:
             lifespan=self.lifespan,
             request_timeout_s=self.settings.request_timeout_s,
             max_body_bytes=self.settings.max_body_bytes,
+            public_docs=public_docs,
+            allowed_hosts=self.settings.allowed_hosts,
             state={
                 "runtime": self,
                 "service_auth": self.service_auth,

@@ -28,6 +28,16 @@ class ServiceSettings(BaseSettings):
     env: Literal["dev", "test", "prod"] = "dev"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # The management port (/metrics, and the docs of internal services): for operators and
+    # Prometheus only, so loopback by default. 0: the main port + 1000. See docs/security.md.
+    management_host: str = "127.0.0.1"
+    management_port: int = Field(default=0, ge=0, le=65535)
+    # Host header names answered (a name, "*.suffix", or "*" for any); others get a 400 problem.
+    # "*" is refused when env=prod: a deployment names its hosts. The dev stack sets loopback.
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["*"])
+    # Peers (IPs, or "*") whose X-Forwarded-For / X-Forwarded-Proto are believed: a proxy in
+    # front of this service. Empty: nobody's; the TCP peer is the client.
+    forwarded_allow_ips: list[str] = Field(default_factory=list)
     database_url: str = ""
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     log_level: str = "INFO"
@@ -84,6 +94,10 @@ class ServiceSettings(BaseSettings):
     def _defaults_and_secrets(self) -> Self:
         if not self.database_url:
             self.database_url = f"sqlite:///{run_dir() / 'data' / f'{self.service_name}.db'}"
+        if self.management_port == 0:
+            self.management_port = self.port + 1000 if self.port <= 64535 else self.port - 1000
+        if self.management_port == self.port:
+            raise ValueError("management_port must differ from port: they are two listeners")
         secret = self.service_shared_secret.get_secret_value()
         if self.env == "prod" and (secret == PLACEHOLDER_SECRET or len(secret) < 16):
             raise ValueError(
@@ -92,6 +106,8 @@ class ServiceSettings(BaseSettings):
         cursor_secret = self.cursor_secret.get_secret_value()
         if self.env == "prod" and (cursor_secret == PLACEHOLDER_SECRET or len(cursor_secret) < 16):
             raise ValueError("cursor_secret is a placeholder or too short; set a real secret for env=prod")
+        if self.env == "prod" and "*" in self.allowed_hosts:
+            raise ValueError("allowed_hosts is '*'; name the Host headers this service answers for env=prod")
         return self
 
     def upstream_urls(self) -> dict[str, str]:

@@ -40,6 +40,12 @@ def journal_mode(database_url: str) -> str:
         engine.dispose()
 
 
+def management_client(app: FastAPI) -> httpx.AsyncClient:
+    """A client of ``app``'s management port app (``/metrics``, docs), in-process."""
+    transport = httpx.ASGITransport(app=app.state.management)
+    return httpx.AsyncClient(transport=transport, base_url="http://management")
+
+
 @asynccontextmanager
 async def running(
     create_app: Callable[[S], FastAPI], settings: S, prepare: Callable[[FastAPI], None] | None = None
@@ -68,12 +74,20 @@ async def check_service_boots(
         # Set by the migration while nothing else has the file open (switching later needs an
         # exclusive lock, which a running consumer or reaper thread may be holding).
         assert journal_mode(settings.database_url) == "wal"
-    async with running(create_app, settings) as client:
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://service") as client,
+    ):
         assert (await client.get("/health/live")).status_code == 200
         ready = await client.get("/health/ready")
         assert ready.status_code == 200, ready.text
         checks = ready.json()["checks"]
         assert checks["database"]["ok"]
         assert ("kafka" in checks) == uses_kafka
-        metrics = await client.get("/metrics")
+        # Metrics are on the management port, not on the service's own.
+        assert (await client.get("/metrics")).status_code == 404
+        async with management_client(app) as management:
+            metrics = await management.get("/metrics")
         assert "http_requests_total" in metrics.text

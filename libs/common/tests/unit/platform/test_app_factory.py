@@ -15,6 +15,7 @@ from common.context import DEADLINE_HEADER, current_deadline, current_trace, req
 from common.errors import Conflict, UpstreamUnavailable
 from common.health import CheckResult, ReadinessCheck, info_check
 from common.logging import JsonFormatter
+from common.testing.apps import management_client
 
 
 class Booking(BaseModel):
@@ -178,9 +179,12 @@ async def test_readiness_fails_on_a_critical_check_only() -> None:
         assert (await c.get("/health/live")).status_code == 200
 
 
-async def test_metrics_endpoint_counts_requests_by_route_template(client: httpx.AsyncClient) -> None:
-    await client.post("/bookings", json={"room_id": 1, "nights": 1})
-    text = (await client.get("/metrics")).text
+async def test_metrics_endpoint_counts_requests_by_route_template() -> None:
+    app = _app()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        await client.post("/bookings", json={"room_id": 1, "nights": 1})
+    async with management_client(app) as management:
+        text = (await management.get("/metrics")).text
     assert 'http_requests_total{method="POST",route="/bookings",service="test",status="200"}' in text
 
 

@@ -33,6 +33,7 @@ def test_placeholder_secret_refused_in_prod(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(ValidationError, match="placeholder"):
         DemoSettings()
     monkeypatch.setenv("DEMO_SERVICE_SHARED_SECRET", "a-real-secret-of-enough-length")
+    monkeypatch.setenv("DEMO_ALLOWED_HOSTS", '["demo.example"]')  # "*" is refused in prod too
     assert DemoSettings().env == "prod"
 
 
