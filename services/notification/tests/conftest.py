@@ -58,7 +58,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: s
             mail_poll_interval_s=0.1,
             mail_backoff_base_s=0.1,
             mail_backoff_cap_s=0.5,
-            mail_max_attempts=40,  # ~10-20 s: room for a test to bring the SMTP server up
+            mail_retry_horizon_s=60.0,  # scaled down from hours: room for a test to bring SMTP up
         ),
         MIGRATIONS,
     )

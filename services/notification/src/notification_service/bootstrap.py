@@ -16,7 +16,13 @@ from notification_service.consumers import (
     user_handlers,
 )
 from notification_service.domain.notifications import RetryPolicy
-from notification_service.service_layer.notifications import Clock, NotificationQueries, Notifier, utc_now
+from notification_service.service_layer.notifications import (
+    Clock,
+    NotificationQueries,
+    Notifier,
+    Resends,
+    utc_now,
+)
 from notification_service.service_layer.sender import MailSender
 from notification_service.settings import NotificationSettings
 
@@ -33,11 +39,14 @@ def build_app(settings: NotificationSettings, *, clock: Clock = utc_now) -> Fast
         password=settings.smtp_password.get_secret_value(),
     )
     runtime = ServiceRuntime(settings, tables=messaging)
-    retry = RetryPolicy(settings.mail_max_attempts, settings.mail_backoff_base_s, settings.mail_backoff_cap_s)
+    retry = RetryPolicy(
+        settings.mail_retry_horizon_s, settings.mail_backoff_base_s, settings.mail_backoff_cap_s
+    )
     sender = MailSender(
         runtime.db,
         mailer,
         retry,
+        lease_s=settings.mail_send_lease_s,
         service=runtime.service,
         poll_interval=settings.mail_poll_interval_s,
         clock=clock,
@@ -53,4 +62,5 @@ def build_app(settings: NotificationSettings, *, clock: Clock = utc_now) -> Fast
         description="Mail for every event, exactly once.",
         routers=[notifications.router],
         notifications=NotificationQueries(runtime.db),
+        resends=Resends(runtime.db, clock, on_queued=sender.wake),
     )

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from common.db import Database
 from common.testing.events import EventPublisher, eventually
 from common.testing.tokens import TestUsers
 from notification_service.adapters.orm import NotificationRow, messaging
+from notification_service.service_layer.notifications import Notifier
 from notification_service.settings import NotificationSettings
 from stack.smtp_sink import SmtpSink
 
@@ -265,7 +266,7 @@ async def test_an_event_waits_for_the_contact_copy_then_mails_once(
 async def test_refused_mail_fails_and_events_without_a_contact_are_dead_lettered(
     start: StartApp, settings: NotificationSettings, sink: SmtpSink, users: TestUsers, events: EventPublisher
 ) -> None:
-    impatient = settings.model_copy(update={"mail_max_attempts": 3, "consumer_max_attempts": 2})
+    impatient = settings.model_copy(update={"mail_retry_horizon_s": 1.0, "consumer_max_attempts": 2})
     group, topic = "notification.licenses", "auth.licenses"
     dead_before = consumer_metric("messages_dead_lettered_total", group, topic)
     async with start(impatient) as client:
@@ -296,9 +297,124 @@ async def test_refused_mail_fails_and_events_without_a_contact_are_dead_lettered
             return items[0] if items and items[0]["status"] == "failed" else None
 
         await eventually(lambda: failed(refused_id), "the refused mail to fail")
-        await eventually(lambda: failed(later_id), "the temporarily refused mail to run out of attempts")
+        await eventually(lambda: failed(later_id), "the temporarily refused mail to run out of horizon")
         await eventually(
             lambda: consumer_metric("messages_dead_lettered_total", group, topic) > dead_before,
             "the license event without a contact to be dead-lettered",
         )
     assert sink.messages == []
+
+
+async def test_a_send_cut_off_before_its_outcome_is_sent_again_once_with_the_same_message_id(
+    client: httpx.AsyncClient, sink: SmtpSink, users: TestUsers, events: EventPublisher, db: Database
+) -> None:
+    member_id, email = new_member()
+    events.publish("UserRegistered", member_id, registered(member_id, email))
+    [first] = await eventually(lambda: mails_to(sink, email), "the welcome mail")
+    await eventually(
+        lambda: [r.status for r in notification_rows(db, member_id)] == ["sent"], "the mail marked sent"
+    )
+    # As if the sender had died after SMTP took the mail, before it recorded "sent": the row
+    # is still "sending", and its lease has run out.
+    [row] = notification_rows(db, member_id)
+    with db.transaction() as session:
+        session.execute(
+            update(NotificationRow)
+            .where(NotificationRow.notification_id == row.notification_id)
+            .values(status="sending", sent_at=None, next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+
+    mails = await eventually(lambda: (m := mails_to(sink, email)) and len(m) >= 2 and m, "the re-send")
+    await eventually(
+        lambda: [r.status for r in notification_rows(db, member_id)] == ["sent"], "the re-send marked sent"
+    )
+    assert len(mails_to(sink, email)) == 2  # once more, not again and again
+    assert first["headers"]["Message-ID"] == mails[1]["headers"]["Message-ID"]
+    assert first["headers"]["Message-ID"] == f"<{row.event_id}@notification.reservations>"
+    [row] = notification_rows(db, member_id)
+    assert row.attempts == 2
+
+
+async def test_an_admin_resends_a_failed_mail_and_nobody_else_may(
+    client: httpx.AsyncClient, sink: SmtpSink, users: TestUsers, events: EventPublisher, db: Database
+) -> None:
+    member_id, email = new_member()
+    events.publish("UserRegistered", member_id, registered(member_id, email))
+    await eventually(
+        lambda: [r.status for r in notification_rows(db, member_id)] == ["sent"], "the mail marked sent"
+    )
+    [row] = notification_rows(db, member_id)
+    path = f"/api/v1/notifications/{row.notification_id}/resend"
+
+    assert (await client.post(path)).status_code == 401
+    as_owner = await client.post(path, headers=users.headers(member_id))  # not an admin: 403
+    assert as_owner.status_code == 403
+    assert as_owner.headers["content-type"].startswith("application/problem+json")
+    admin = users.headers(str(uuid.uuid4()), admin=True)
+    missing = await client.post("/api/v1/notifications/nope/resend", headers=admin)
+    assert missing.status_code == 404
+
+    queued = await client.post(path, headers=admin)
+    assert queued.status_code == 202, queued.text
+    assert queued.json()["notification_id"] == row.notification_id
+    mails = await eventually(lambda: (m := mails_to(sink, email)) and len(m) >= 2 and m, "the re-sent mail")
+    assert mails[0]["headers"]["Message-ID"] == mails[1]["headers"]["Message-ID"]
+    await eventually(lambda: notification_rows(db, member_id)[0].status == "sent", "the re-send marked sent")
+
+
+async def test_a_mail_being_retried_cannot_be_resent_meanwhile(
+    client: httpx.AsyncClient,
+    settings: NotificationSettings,
+    users: TestUsers,
+    events: EventPublisher,
+    db: Database,
+) -> None:
+    member_id, email = new_member()  # the fixture's SMTP port has no server: the mail waits
+    events.publish("UserRegistered", member_id, registered(member_id, email))
+    await eventually(lambda: notification_rows(db, member_id), "the queued mail")
+    [row] = notification_rows(db, member_id)
+    admin = users.headers(str(uuid.uuid4()), admin=True)
+    busy = await client.post(f"/api/v1/notifications/{row.notification_id}/resend", headers=admin)
+    assert busy.status_code == 409
+    assert busy.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_notifications_are_paged_and_a_cursor_stays_with_its_owner(
+    client: httpx.AsyncClient, users: TestUsers, db: Database
+) -> None:
+    member_id, other = str(uuid.uuid4()), str(uuid.uuid4())
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+
+    def queue(who: str, n: int) -> None:
+        notifier = Notifier(clock=lambda: t0 + timedelta(seconds=n // 2))  # pairs share a timestamp
+        with db.transaction() as session:
+            notifier.user_registered(
+                session,
+                str(uuid.uuid4()),
+                {"user_id": who, "email": f"{who[:8]}@example.com", "display_name": f"N{n}"},
+            )
+
+    # One welcome per event: five "events" for the member, each its own notification.
+    for n in range(5):
+        queue(member_id, n)
+    queue(other, 0)
+
+    async def page(who: str, **params: Any) -> httpx.Response:
+        return await client.get("/api/v1/notifications", params=params, headers=users.headers(who))
+
+    first = (await page(member_id, limit=2)).json()
+    assert len(first["items"]) == 2
+    queue(member_id, 99)  # a newer one meanwhile: it belongs before page one
+    seen, cursor = [i["notification_id"] for i in first["items"]], first["next_cursor"]
+    while cursor:
+        body = (await page(member_id, limit=2, cursor=cursor)).json()
+        seen += [i["notification_id"] for i in body["items"]]
+        cursor = body["next_cursor"]
+    everything = (await page(member_id, limit=100)).json()
+    assert everything["next_cursor"] is None
+    assert seen == [i["notification_id"] for i in everything["items"]][1:]  # all but the newest, once
+
+    foreign = await page(other, cursor=first["next_cursor"])
+    assert foreign.status_code == 422
+    assert foreign.headers["content-type"].startswith("application/problem+json")
+    assert (await page(member_id, limit=101)).status_code == 422

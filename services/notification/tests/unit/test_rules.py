@@ -40,8 +40,11 @@ def test_reservation_and_license_mails_name_what_happened() -> None:
     assert activated.subject == "License activated: studio on pc-7"
 
 
-def test_retry_backs_off_exponentially_up_to_the_cap_then_gives_up() -> None:
-    policy = RetryPolicy(max_attempts=5, base_s=1.0, cap_s=4.0)
-    delays = [policy.next_attempt(attempts, T0) for attempts in range(1, 6)]
-    assert delays[:4] == [T0 + timedelta(seconds=s) for s in (1, 2, 4, 4)]
-    assert delays[4] is None
+def test_retry_backs_off_exponentially_up_to_the_cap_until_the_horizon() -> None:
+    policy = RetryPolicy(horizon_s=10.0, base_s=1.0, cap_s=4.0)
+    delays = [policy.next_attempt(attempts, T0, T0) for attempts in range(1, 5)]
+    assert delays == [T0 + timedelta(seconds=s) for s in (1, 2, 4, 4)]
+    # Jitter takes up to half off; the last try lands on the horizon; after it, give up.
+    assert policy.next_attempt(3, T0, T0, jitter=1.0) == T0 + timedelta(seconds=2)
+    assert policy.next_attempt(9, T0, T0 + timedelta(seconds=8)) == T0 + timedelta(seconds=10)
+    assert policy.next_attempt(10, T0, T0 + timedelta(seconds=10)) is None

@@ -33,7 +33,7 @@ class NotificationRow(Base):
     __tablename__ = "notifications"
     __table_args__ = (
         UniqueConstraint("event_id", name="uq_notifications_event_id"),
-        # The sender's query: pending mail that is due.
+        # The sender's query: pending mail that is due, sending mail whose lease expired.
         Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
     )
 
@@ -46,10 +46,13 @@ class NotificationRow(Base):
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # "pending": when the next attempt is due; "sending": when the sender's lease expires.
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # When the mail was (re-)queued: its retry horizon counts from here (NULL: created_at).
+    queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 metadata = Base.metadata

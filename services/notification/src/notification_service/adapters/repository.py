@@ -7,8 +7,9 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from common.pagination import Page, PageRequest, keyset, page_of
 from notification_service.adapters.orm import ContactRow, NotificationRow
-from notification_service.domain.notifications import PENDING, SENDING, Contact, Notification
+from notification_service.domain.notifications import FAILED, PENDING, SENDING, SENT, Contact, Notification
 
 
 class ContactRepository:
@@ -58,18 +59,19 @@ class NotificationRepository:
                 next_attempt_at=next_attempt_at,
                 created_at=notification.created_at,
                 sent_at=notification.sent_at,
+                queued_at=notification.queued_at,
             )
         )
         self._session.flush()  # the unique event_id refuses a second notification right here
 
-    def for_member(self, member_id: str) -> list[Notification]:
-        """The member's notifications, newest first."""
+    def for_member(self, member_id: str, page: PageRequest) -> Page[Notification]:
+        """One page of the member's notifications, newest first."""
+        statement = select(NotificationRow).where(NotificationRow.member_id == member_id)
         rows = self._session.scalars(
-            select(NotificationRow)
-            .where(NotificationRow.member_id == member_id)
-            .order_by(NotificationRow.created_at.desc(), NotificationRow.notification_id)
-        )
-        return [_to_notification(row) for row in rows]
+            keyset(statement, NotificationRow.created_at, NotificationRow.notification_id, page)
+        ).all()
+        found = [_to_notification(row) for row in rows]
+        return page_of(found, page, lambda n: (n.created_at, n.notification_id))
 
     def get(self, notification_id: str) -> Notification | None:
         row = self._session.get(NotificationRow, notification_id)
@@ -78,23 +80,32 @@ class NotificationRepository:
     # -- the sender's side ---------------------------------------------------------------
 
     def due(self, now: datetime, limit: int) -> list[str]:
-        """Ids of pending notifications whose next attempt is due, oldest first."""
+        """Ids of notifications to attempt now, oldest first: pending ones that are due, and
+        "sending" ones whose lease expired (their sender died before recording the outcome)."""
         return list(
             self._session.scalars(
                 select(NotificationRow.notification_id)
-                .where(NotificationRow.status == PENDING, NotificationRow.next_attempt_at <= now)
+                .where(NotificationRow.status.in_((PENDING, SENDING)), NotificationRow.next_attempt_at <= now)
                 .order_by(NotificationRow.next_attempt_at, NotificationRow.created_at)
                 .limit(limit)
             )
         )
 
-    def claim(self, notification_id: str) -> Notification | None:
-        """Move one pending notification to "sending" (counting the attempt); None if someone
-        else claimed it first. The conditional UPDATE is the lock: only one claimer wins."""
+    def claim(self, notification_id: str, now: datetime, lease_until: datetime) -> Notification | None:
+        """Take a due notification for one attempt: "sending" until ``lease_until``, attempts + 1.
+
+        None if it is not due (any more): another sender claimed it first. The conditional
+        UPDATE is the lock: only one claimer wins. The new ``attempts`` is the claim's fencing
+        token: ``finish`` only records an outcome for the claim that is still current.
+        """
         result = self._session.execute(
             update(NotificationRow)
-            .where(NotificationRow.notification_id == notification_id, NotificationRow.status == PENDING)
-            .values(status=SENDING, attempts=NotificationRow.attempts + 1)
+            .where(
+                NotificationRow.notification_id == notification_id,
+                NotificationRow.status.in_((PENDING, SENDING)),
+                NotificationRow.next_attempt_at <= now,
+            )
+            .values(status=SENDING, attempts=NotificationRow.attempts + 1, next_attempt_at=lease_until)
             .execution_options(synchronize_session=False)
         )
         if getattr(result, "rowcount", 0) != 1:
@@ -103,25 +114,45 @@ class NotificationRepository:
 
     def finish(
         self,
-        notification_id: str,
+        claimed: Notification,
         status: str,
         *,
         sent_at: datetime | None = None,
         next_attempt_at: datetime | None = None,
         error: str | None = None,
-    ) -> None:
-        """Record the outcome of an attempt of a notification this sender claimed."""
+    ) -> bool:
+        """Record the outcome of the attempt ``claimed`` (as ``claim`` returned it); False when
+        that claim is no longer current (its lease expired and the mail was claimed again)."""
         values: dict[str, object] = {"status": status, "last_error": error}
         if sent_at is not None:
             values["sent_at"] = sent_at
         if next_attempt_at is not None:
             values["next_attempt_at"] = next_attempt_at
-        self._session.execute(
+        result = self._session.execute(
             update(NotificationRow)
-            .where(NotificationRow.notification_id == notification_id, NotificationRow.status == SENDING)
+            .where(
+                NotificationRow.notification_id == claimed.notification_id,
+                NotificationRow.status == SENDING,
+                NotificationRow.attempts == claimed.attempts,
+            )
             .values(**values)
             .execution_options(synchronize_session=False)
         )
+        return getattr(result, "rowcount", 0) == 1
+
+    def requeue(self, notification_id: str, now: datetime) -> bool:
+        """Put a sent or failed notification back in the queue (admin re-send), its horizon
+        restarting now; False if it is pending or being sent. ``attempts`` keeps counting."""
+        result = self._session.execute(
+            update(NotificationRow)
+            .where(
+                NotificationRow.notification_id == notification_id,
+                NotificationRow.status.in_((SENT, FAILED)),
+            )
+            .values(status=PENDING, next_attempt_at=now, queued_at=now, sent_at=None, last_error=None)
+            .execution_options(synchronize_session=False)
+        )
+        return getattr(result, "rowcount", 0) == 1
 
     def count_by_status(self) -> dict[str, int]:
         rows = self._session.execute(
@@ -144,4 +175,5 @@ def _to_notification(row: NotificationRow) -> Notification:
         created_at=row.created_at,
         sent_at=row.sent_at,
         last_error=row.last_error,
+        queued_at=row.queued_at,
     )

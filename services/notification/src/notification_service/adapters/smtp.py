@@ -57,9 +57,9 @@ class SmtpMailer:
         message["To"] = notification.recipient
         message["Subject"] = notification.subject
         message["Date"] = formatdate(usegmt=True)
-        # The same id on every attempt: mail clients collapse the (rare) duplicate that SMTP's
-        # "was my final dot acknowledged?" ambiguity can still cause.
-        message["Message-ID"] = f"<{notification.event_id}@notification.reservations>"
+        # The same id on every attempt, lease-expired re-send and admin re-send: mail clients
+        # collapse the (rare) duplicate, and anyone can tell it from a second mail.
+        message["Message-ID"] = notification.message_id
         message["X-Event-ID"] = notification.event_id
         message["X-Event-Type"] = notification.event_type
         message.set_content(notification.body)
@@ -67,18 +67,19 @@ class SmtpMailer:
 
     def send(self, notification: Notification) -> None:
         """Deliver or raise ``MailError`` (``MailRejected`` when it is permanent)."""
+        # ``timeout`` bounds each SMTP step; the whole send is bounded too (3 x timeout), so it
+        # always ends within the sender's lease (settings check the lease is longer).
+        send = aiosmtplib.send(
+            self.message(notification),
+            hostname=self.host,
+            port=self.port,
+            timeout=self._timeout,
+            start_tls=self._starttls,
+            username=self._username,
+            password=self._password,
+        )
         try:
-            asyncio.run(
-                aiosmtplib.send(
-                    self.message(notification),
-                    hostname=self.host,
-                    port=self.port,
-                    timeout=self._timeout,
-                    start_tls=self._starttls,
-                    username=self._username,
-                    password=self._password,
-                )
-            )
+            asyncio.run(asyncio.wait_for(send, timeout=3 * self._timeout))
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refused.code for refused in exc.recipients]
             error = MailRejected if codes and min(codes) >= 500 else MailError
@@ -88,5 +89,5 @@ class SmtpMailer:
             raise error(f"SMTP {exc.code}: {exc.message}") from exc
         # Anything else — down, unreachable, timed out, or refusing us (sender, login) — is
         # about the server or our configuration, not this mail: worth retrying.
-        except (aiosmtplib.SMTPException, OSError) as exc:
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise MailError(f"{type(exc).__name__}: {exc}") from exc

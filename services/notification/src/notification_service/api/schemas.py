@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
-
+from common.pagination import PageBody
 from common.schemas import ViewModel
 
 
@@ -20,7 +19,7 @@ class NotificationItem(ViewModel):
     sent_at: datetime | None
 
 
-class NotificationList(BaseModel):
+class NotificationList(PageBody):
     items: list[NotificationItem]
 
 

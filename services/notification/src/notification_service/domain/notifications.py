@@ -11,8 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 # A notification's life: recorded "pending" in the same transaction as the event's dedup row;
-# the sender claims it ("sending", committed) BEFORE talking to SMTP, then marks it "sent" —
-# or back to "pending" for a retry, or "failed" when retrying can't help or is exhausted.
+# the sender claims it ("sending", committed, with a lease) BEFORE talking to SMTP, then marks
+# it "sent" — or back to "pending" for a retry, or "failed" when the server refused it for good
+# or the retry horizon is spent. A "sending" row whose lease expired (the sender died mid-send)
+# is claimed again: at-least-once, and the stable Message-ID makes a duplicate recognisable.
+# An admin may put a "sent" or "failed" mail back to "pending" (re-send).
 PENDING = "pending"
 SENDING = "sending"
 SENT = "sent"
@@ -63,6 +66,21 @@ class Notification:
     created_at: datetime
     sent_at: datetime | None
     last_error: str | None = None
+    queued_at: datetime | None = None  # when (re-)queued: the retry horizon counts from here
+
+    @property
+    def message_id(self) -> str:
+        """The Message-ID of every attempt (and re-send): one per notification, so a receiver
+        can tell a duplicate from a second mail."""
+        return f"<{self.event_id}@notification.reservations>"
+
+    @property
+    def horizon_start(self) -> datetime:
+        return self.queued_at or self.created_at
+
+    def resendable(self) -> bool:
+        """Only a mail that is done with (delivered or given up) can be queued again."""
+        return self.status in (SENT, FAILED)
 
 
 def welcome(contact: Contact) -> Mail:
@@ -115,14 +133,29 @@ def license_activated(contact: Contact, event: Mapping[str, Any]) -> Mail:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff for failed mail, then give up."""
+    """How a mail the server can't take now is retried: like an MTA's queue.
 
-    max_attempts: int
+    Exponential backoff (``base_s`` doubling, capped at ``cap_s``) for as long as the retry
+    ``horizon_s`` lasts, counted from when the mail was queued (hours by default: an SMTP
+    outage of minutes loses nothing); the last try lands on the horizon itself, then "failed".
+    """
+
+    horizon_s: float
     base_s: float
     cap_s: float
 
-    def next_attempt(self, attempts: int, now: datetime) -> datetime | None:
-        """When to try again after ``attempts`` failed tries; None when it is time to give up."""
-        if attempts >= self.max_attempts:
+    def next_attempt(
+        self, attempts: int, queued_at: datetime, now: datetime, jitter: float = 0.0
+    ) -> datetime | None:
+        """When to try again after ``attempts`` failed tries; None when the horizon is spent.
+
+        ``jitter`` (0..1, random in the sender) takes up to half off the delay, so mails that
+        failed together (the server was down) don't all come back in the same second.
+        """
+        give_up_at = queued_at + timedelta(seconds=self.horizon_s)
+        if now >= give_up_at:
             return None
-        return now + timedelta(seconds=min(self.cap_s, self.base_s * 2 ** (attempts - 1)))
+        # The exponent is bounded: 2**1100 would overflow a float long before the cap matters.
+        delay = min(self.cap_s, self.base_s * 2 ** min(max(attempts - 1, 0), 60))
+        delay *= 1 - 0.5 * min(max(jitter, 0.0), 1.0)
+        return min(now + timedelta(seconds=delay), give_up_at)

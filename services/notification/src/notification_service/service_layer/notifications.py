@@ -8,6 +8,7 @@ transaction that fails after a successful send would be redelivered and send aga
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -17,10 +18,13 @@ from sqlalchemy import event as orm_events
 from sqlalchemy.orm import Session
 
 from common.db import Database
-from common.errors import NotFound
+from common.errors import Conflict, NotFound
+from common.pagination import Page, PageRequest
 from notification_service.adapters.repository import ContactRepository, NotificationRepository
 from notification_service.domain import notifications as rules
 from notification_service.domain.notifications import Contact, Mail, Notification
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 MailFor = Callable[[Contact, Mapping[str, Any]], Mail]
@@ -99,6 +103,7 @@ class Notifier:
             attempts=0,
             created_at=now,
             sent_at=None,
+            queued_at=now,
         )
         notifications.add(notification, next_attempt_at=now)
         orm_events.listen(session, "after_commit", lambda _session: self._on_queued(), once=True)
@@ -110,9 +115,10 @@ class NotificationQueries:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def for_member(self, member_id: str) -> list[Notification]:
+    def for_member(self, member_id: str, page: PageRequest) -> Page[Notification]:
+        """One page of the member's notifications, newest first."""
         with self._db.read() as session:
-            return NotificationRepository(session).for_member(member_id)
+            return NotificationRepository(session).for_member(member_id, page)
 
     def contact(self, member_id: str) -> Contact:
         with self._db.read() as session:
@@ -120,3 +126,48 @@ class NotificationQueries:
         if contact is None:
             raise NotFound("No contact copy yet: it arrives shortly after sign-up.")
         return contact
+
+
+class NotificationNotFound(NotFound):
+    def __init__(self, notification_id: str) -> None:
+        super().__init__(f"No notification {notification_id}.")
+
+
+class NotDoneYet(Conflict):
+    def __init__(self, status: str) -> None:
+        super().__init__(
+            f"The mail is {status}: it will be (re-)tried anyway; re-send it once sent or failed."
+        )
+
+
+class Resends:
+    """The admin's re-send: a sent or failed mail back to the queue, its retry horizon restarted."""
+
+    def __init__(
+        self, db: Database, clock: Clock = utc_now, on_queued: Callable[[], None] = lambda: None
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._on_queued = on_queued
+
+    def resend(self, notification_id: str, *, by: str) -> Notification:
+        """Queue the mail again (same Message-ID); 404 if unknown, 409 while pending or sending."""
+        with self._db.transaction() as session:
+            notifications = NotificationRepository(session)
+            if not notifications.requeue(notification_id, self._clock()):
+                current = notifications.get(notification_id)
+                if current is None:
+                    raise NotificationNotFound(notification_id)
+                raise NotDoneYet(current.status)
+            queued = notifications.get(notification_id)
+        if queued is None:  # requeued in this very transaction: cannot happen
+            raise NotificationNotFound(notification_id)
+        log.info(
+            "mail %s (%s) queued again by admin %s",
+            notification_id,
+            queued.event_type,
+            by,
+            extra={"notification_id": notification_id},
+        )
+        self._on_queued()
+        return queued

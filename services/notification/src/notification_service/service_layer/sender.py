@@ -1,22 +1,26 @@
 """The mail sender: a background thread that delivers queued notifications, each at most once.
 
 For each due notification:
-1. **claim** it — ``pending`` → ``sending``, attempts + 1 — and COMMIT;
+1. **claim** it — ``pending`` → ``sending`` with a lease (``next_attempt_at`` = now + lease),
+   attempts + 1 — and COMMIT;
 2. talk to SMTP, outside any transaction (never hold SQLite's write lock on the network);
 3. record the outcome: ``sent``; or back to ``pending`` with a later ``next_attempt_at``
-   (transient failure, attempts left); or ``failed`` (refused for good, or out of attempts).
+   (transient failure, horizon not spent); or ``failed`` (refused for good, or horizon spent).
 
-Claim-before-send is the "never two mails" guarantee: a crash between 1 and 3 leaves the
-notification in ``sending``, which is never picked up again — at-most-once, and visible
-(status in ``GET /api/v1/notifications``, the ``mail`` readiness detail, a warning at start)
-for an operator to check and re-queue. A ``failed`` notification is the mail's dead letter:
-logged at ERROR with its error, counted in ``mails_total{outcome="failed"}``.
+Claim-before-send keeps two senders from mailing at once. A crash between 1 and 3 leaves the
+notification ``sending``; once its lease expires it is claimed and sent again (at-least-once:
+nothing is lost). If the first try had reached the server, the receiver gets a duplicate with
+the same Message-ID, recognisable as such. The claim's attempt number fences a slow sender: its
+late outcome is not recorded over a newer claim's. A ``failed`` notification is the mail's dead
+letter: logged at ERROR with its error, counted in ``mails_total{outcome="failed"}``; an admin
+can re-send it (``POST /api/v1/notifications/{id}/resend``).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from datetime import timedelta
 from typing import Any, Protocol
 
 from prometheus_client import Counter
@@ -37,7 +41,9 @@ from notification_service.service_layer.notifications import Clock, utc_now
 log = logging.getLogger(__name__)
 
 MAILS = Counter(
-    "mails_total", "Mail delivery attempts by outcome (sent, retry, failed)", ["service", "outcome"]
+    "mails_total",
+    "Mail delivery attempts by outcome (sent, retry, failed, lease_expired)",
+    ["service", "outcome"],
 )
 
 
@@ -55,6 +61,7 @@ class MailSender(BackgroundThread):
         mailer: Mailer,
         retry: RetryPolicy,
         *,
+        lease_s: float = 300.0,
         service: str = "notification",
         poll_interval: float = 1.0,
         batch_size: int = 50,
@@ -64,6 +71,7 @@ class MailSender(BackgroundThread):
         self._db = db
         self._mailer = mailer
         self._retry = retry
+        self._lease = timedelta(seconds=lease_s)
         self._service = service
         self._poll_interval = poll_interval
         self._batch_size = batch_size
@@ -98,27 +106,42 @@ class MailSender(BackgroundThread):
         return attempted
 
     def _deliver(self, notification_id: str) -> int:
+        now = self._clock()
         with self._db.transaction() as session:
-            notification = NotificationRepository(session).claim(notification_id)
+            repository = NotificationRepository(session)
+            before = repository.get(notification_id)
+            notification = repository.claim(notification_id, now, now + self._lease)
         if notification is None:
             return 0  # another sender got it
+        if before is not None and before.status == SENDING:
+            MAILS.labels(self._service, "lease_expired").inc()
+            log.warning(
+                "mail %s (%s) was being sent when its sender stopped (lease expired); sending it "
+                "again with the same Message-ID %s",
+                notification.notification_id, notification.event_type, notification.message_id,
+            )  # fmt: skip
         try:
             self._mailer.send(notification)
         except Exception as exc:
             self._failed(notification, exc)
         else:
-            self._finish(notification, SENT, sent_at=self._clock())
-            MAILS.labels(self._service, "sent").inc()
-            log.info("mail %s (%s) sent", notification.notification_id, notification.event_type)
+            if self._finish(notification, SENT, sent_at=self._clock()):
+                MAILS.labels(self._service, "sent").inc()
+                log.info("mail %s (%s) sent", notification.notification_id, notification.event_type)
         return 1
 
     def _failed(self, notification: Notification, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
         retry_at = None
         if not getattr(exc, "permanent", False):
-            retry_at = self._retry.next_attempt(notification.attempts, self._clock())
+            # Jitter spreads the retries of many mails that failed together (the server was down).
+            jitter = random.random()  # noqa: S311 - not crypto
+            retry_at = self._retry.next_attempt(
+                notification.attempts, notification.horizon_start, self._clock(), jitter
+            )
         if retry_at is None:
-            self._finish(notification, FAILED, error=error)
+            if not self._finish(notification, FAILED, error=error):
+                return
             MAILS.labels(self._service, "failed").inc()
             log.error(
                 "mail %s for event %s (%s) failed after %d attempt(s), not retried: %s",
@@ -126,9 +149,8 @@ class MailSender(BackgroundThread):
                 notification.attempts, error,
             )  # fmt: skip
             return
-        # Jitter spreads the retries of many mails that failed together (the server was down).
-        retry_at -= (retry_at - self._clock()) * random.uniform(0, 0.5)  # noqa: S311 - not crypto
-        self._finish(notification, PENDING, next_attempt_at=retry_at, error=error)
+        if not self._finish(notification, PENDING, next_attempt_at=retry_at, error=error):
+            return
         MAILS.labels(self._service, "retry").inc()
         log.warning(
             "mail %s (%s) attempt %d failed, retrying at %s: %s",
@@ -136,10 +158,18 @@ class MailSender(BackgroundThread):
             retry_at.isoformat(timespec="seconds"), error,
         )  # fmt: skip
 
-    def _finish(self, notification: Notification, status: str, **outcome: Any) -> None:
-        # If recording the outcome fails (DB down), the row stays "sending": not re-sent.
+    def _finish(self, notification: Notification, status: str, **outcome: Any) -> bool:
+        # If recording the outcome fails (DB down), the row stays "sending" and is sent again
+        # when its lease expires (a duplicate, with the same Message-ID: never a lost mail).
         with self._db.transaction() as session:
-            NotificationRepository(session).finish(notification.notification_id, status, **outcome)
+            recorded = NotificationRepository(session).finish(notification, status, **outcome)
+        if not recorded:
+            log.warning(
+                "mail %s: attempt %d outlived its lease and was claimed again; its outcome (%s) "
+                "is not recorded",
+                notification.notification_id, notification.attempts, status,
+            )  # fmt: skip
+        return recorded
 
     def _run(self) -> None:
         self._warn_about_interrupted_sends()
@@ -167,8 +197,7 @@ class MailSender(BackgroundThread):
             return
         if interrupted:
             log.warning(
-                "%d notification(s) were being sent when the service stopped; they may or may not "
-                "have been delivered and are NOT re-sent automatically (at most one mail per event). "
-                "Check the mail server, then set status back to 'pending' to re-send.",
-                interrupted,
-            )
+                "%d notification(s) were being sent when the service stopped; each is sent again "
+                "when its lease (%.0f s) expires, with the same Message-ID (a duplicate at most).",
+                interrupted, self._lease.total_seconds(),
+            )  # fmt: skip
