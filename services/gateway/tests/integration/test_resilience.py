@@ -131,3 +131,29 @@ async def test_tokens_still_verified_while_auth_is_down(client, upstreams, users
     # Auth's own routes are unavailable, and say so.
     login = await client.post("/api/v1/auth/token", data={"username": "a", "password": "b"})
     assert login.status_code == 503
+
+
+async def test_a_timed_out_post_is_not_sent_again_even_with_an_idempotency_key(gateway_with, upstreams):
+    # Issue 7: the gateway re-sent a sign-up after its 5 s attempt timed out, while auth was
+    # still hashing the first one. A replay would be safe (the key), but a second full attempt
+    # can't fit the budget, and the first one may well be done: the client retries instead.
+    upstreams["auth"].slow("POST", "/api/v1/auth/signup")
+    async with gateway_with(auth_timeout_s=0.3) as gw, gw.client() as client:
+        started = time.monotonic()
+        response = await client.post(
+            "/api/v1/auth/signup", json={"email": "a@example.com"}, headers={"Idempotency-Key": "k-1"}
+        )
+        elapsed = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert len(upstreams["auth"].requests("/api/v1/auth/signup")) == 1
+    assert elapsed < FAST
+
+
+async def test_each_upstream_gets_its_own_attempt_timeout(gateway):
+    # Auth's sign-up (an Argon2id hash) needs longer than a profile read.
+    upstreams = gateway.app.state.upstreams
+    assert upstreams["auth"].timeout == gateway.settings.auth_timeout_s
+    assert upstreams["room"].timeout == gateway.settings.upstream_timeout_s
+    assert upstreams["auth"].timeout > upstreams["room"].timeout
