@@ -38,10 +38,12 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from common.auth import UserPrincipal, current_user
 from common.errors import UnprocessableContent
+from common.openapi import Responses, problem_responses
 from common.settings import ServiceSettings
 
 __all__ = [
     "DEFAULT_LIMIT",
+    "LIST_ERRORS",
     "MAX_LIMIT",
     "CursorCodec",
     "InvalidCursor",
@@ -173,6 +175,12 @@ def page_of(rows: Sequence[T], page: PageRequest, position: Callable[[T], Positi
 
 
 # -- the HTTP side -------------------------------------------------------------------------------
+
+
+# ``responses=`` of a paged list of the caller's things.
+LIST_ERRORS: Responses = problem_responses(
+    401, described={422: f"A `limit` outside 1..{MAX_LIMIT}, or a `cursor` this list did not issue"}
+)
 
 
 class PageBody(BaseModel):
