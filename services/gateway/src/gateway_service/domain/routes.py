@@ -21,8 +21,23 @@ UPSTREAMS = ("auth", "member", "room", "inventory", "notification")
 # the gateway's own service token are added by the HTTP client (common.http.ServiceClient).
 FORWARDED_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept")
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"  # forwarded too, and makes retrying a POST safe
-# Response headers that carry meaning for the client (besides status, body and content type).
-FORWARDED_RESPONSE_HEADERS = ("Retry-After", "Location", "WWW-Authenticate")
+# Response headers that carry meaning for the client (besides status, body and content type),
+# passed end to end; an allow-list, so hop-by-hop and internal ones (Server, X-Request-ID: the
+# gateway sends its own) stay behind. tests/contracts/test_forwarded_headers.py compares every
+# routed operation's headers direct and through the gateway. See docs/security.md.
+FORWARDED_RESPONSE_HEADERS = (
+    "Retry-After",  # 429, 503: when to try again
+    "Location",  # 201: where the new resource is
+    "WWW-Authenticate",  # 401: the scheme
+    "Cache-Control",  # auth's no-store on tokens (RFC 6749 §5.1); the service knows what may be kept
+    "Pragma",  # no-cache beside it, for HTTP/1.0 caches
+    "Idempotent-Replayed",  # room: this answer is a replay of the first one (docs/api.md)
+    "ETag",
+    "Last-Modified",
+    "Vary",
+    "Content-Language",
+    "Link",
+)
 
 
 @dataclass(frozen=True)
@@ -149,6 +164,13 @@ ROUTES: tuple[Route, ...] = checked(
             "/api/v1/notifications/contact",
             "notification",
             "The contact details notification keeps for me",
+        ),
+        Route(
+            "POST",
+            "/api/v1/notifications/{notification_id}/resend",
+            "notification",
+            "Send a sent or failed mail again, same Message-ID (admin)",
+            status=202,
         ),
     )
 )
