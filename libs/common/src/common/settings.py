@@ -63,7 +63,8 @@ class ServiceSettings(BaseSettings):
     request_timeout_s: float = Field(default=8.0, gt=0)
     # Per-attempt timeout for calls to other services (further bounded by the deadline).
     upstream_timeout_s: float = Field(default=2.0, gt=0)
-    # Attempts in total; only connect errors and fast 5xx/429 are retried, never a timeout.
+    # Attempts in total; only fast failures (connect errors, broken connections, 502/503/504/429)
+    # are retried, never a timeout.
     upstream_max_attempts: int = Field(default=3, ge=1, le=10)
     # Longest wait for a database lock inside a request (SQLite busy_timeout, PostgreSQL
     # lock_timeout/statement_timeout), further bounded by the request's remaining budget. Below

@@ -6,7 +6,8 @@ One call, outermost first::
       per attempt: deadline check → breaker admit → send, timeout = min(own, remaining budget)
                    → verdict to the breaker → retry? (backoff or Retry-After, within the deadline)
 
-Retries follow connect errors and fast 5xx/429 answers only, never a timeout: a timed-out attempt
+Retries follow fast failures only (connect errors, broken connections, 502/503/504/429), never a
+timeout: a timed-out attempt
 already took a whole timeout, so the first 503 for a hung upstream comes after one timeout (plus
 the backoff of any fast failures before it), not after ``max_attempts`` of them.
 
@@ -300,10 +301,12 @@ class ServiceClient:
             except httpx.TransportError as exc:
                 self._breaker.record(permit, ok=False)
                 # Only a connect error proves the request never arrived; a broken read may not.
-                refused = isinstance(exc, httpx.ConnectError)
-                unseen |= not refused
+                unseen |= not isinstance(exc, httpx.ConnectError)
                 detail = f"{self.upstream} unreachable: {type(exc).__name__}"
-                failure = _Failure("error", detail, retryable=refused)
+                # Fast, so worth one more try where repeating is safe (idempotent or keyed, see
+                # ``retryable``): typically a pooled keep-alive connection the server had just
+                # closed ("Server disconnected without sending a response").
+                failure = _Failure("error", detail, retryable=True)
             except BaseException:
                 self._breaker.record(permit, ok=None)  # cancelled (or a bug): no verdict
                 raise
