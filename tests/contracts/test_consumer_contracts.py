@@ -36,6 +36,7 @@ import room_service
 from auth_service.adapters.orm import User
 from auth_service.app import create_app as create_auth
 from auth_service.settings import AuthSettings
+from common.pagination import PageRequest
 from common.runtime import ServiceRuntime
 from common.settings import ServiceSettings
 from common.testing.apps import migrated
@@ -56,6 +57,7 @@ from inventory_service.settings import InventorySettings
 from member_service.app import create_app as create_member
 from member_service.service_layer.members import register_member
 from member_service.settings import MemberSettings
+from notification_service.adapters.repository import NotificationRepository
 from notification_service.app import create_app as create_notification
 from notification_service.service_layer.notifications import Notifier
 from notification_service.settings import NotificationSettings
@@ -258,8 +260,21 @@ def _known_user(app: FastAPI, _params: dict[str, str]) -> None:
         Notifier().user_registered(session, str(uuid.uuid4()), event)
 
 
+def _sent_mail(app: FastAPI, params: dict[str, str]) -> dict[str, str]:
+    _known_user(app, params)
+    with _runtime(app).db.transaction() as session:
+        notifications = NotificationRepository(session)
+        [mail] = notifications.for_member("u1", PageRequest()).items
+        now = datetime.now(UTC)
+        claimed = notifications.claim(mail.notification_id, now, now + timedelta(minutes=5))
+        assert claimed is not None
+        notifications.finish(claimed, "sent", sent_at=now)
+    return {"notification_id": mail.notification_id}
+
+
 NOTIFICATION_STATES: dict[str, ProviderState] = {
     "notification knows user u1 (contact copy and welcome mail)": _known_user,
+    "notification sent mail n1 to user u1": _sent_mail,
 }
 
 

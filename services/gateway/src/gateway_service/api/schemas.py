@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from gateway_service.domain.dashboard import PartName
+from gateway_service.domain.dashboard import LIST_LIMIT, PartName
 
 
 class Dashboard(BaseModel):
@@ -15,8 +15,14 @@ class Dashboard(BaseModel):
     profile: dict[str, Any] | None = Field(
         description="GET /api/v1/members/me; null when missing or not created yet (then not in missing)"
     )
-    reservations: list[dict[str, Any]] | None = Field(description="items of GET /api/v1/reservations")
-    licenses: list[dict[str, Any]] | None = Field(description="items of GET /api/v1/licenses")
-    notifications: list[dict[str, Any]] | None = Field(description="items of GET /api/v1/notifications")
+    reservations: list[dict[str, Any]] | None = Field(
+        description=f"the first page (newest {LIST_LIMIT}) of GET /api/v1/reservations"
+    )
+    licenses: list[dict[str, Any]] | None = Field(
+        description=f"the first page (oldest {LIST_LIMIT}) of GET /api/v1/licenses"
+    )
+    notifications: list[dict[str, Any]] | None = Field(
+        description=f"the first page (newest {LIST_LIMIT}) of GET /api/v1/notifications"
+    )
     degraded: bool = Field(description="true when some part is missing")
     missing: list[PartName] = Field(description="the parts whose service failed or was too slow")

@@ -4,15 +4,21 @@ The dashboard degrades instead of failing: a part whose service is down, too slo
 nonsense is ``None`` and named in ``missing``. A service that *answers* "nothing there" is not
 missing: a member profile that is not created yet (404 right after sign-up, while the
 ``UserRegistered`` event is on its way) is ``profile: None`` with ``missing`` not naming it.
+
+The lists are paged by their services: a list part is the first page, at most ``LIST_LIMIT``
+items (newest first; licenses oldest first), and the full list is one ``cursor`` away at the
+list's own route.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 PartName = Literal["profile", "reservations", "licenses", "notifications"]
+
+LIST_LIMIT = 20  # items per list part: a glance, not the whole history (services allow 1..100)
 
 
 @dataclass(frozen=True)
@@ -22,15 +28,22 @@ class Part:
     name: PartName
     upstream: str
     path: str
-    is_list: bool  # the answer is ``{"items": [...]}`` and the part is the list
+    is_list: bool  # the answer is ``{"items": [...], "next_cursor": ...}``; the part is the items
     absent_on_404: bool = False  # a 404 means "none yet", an answer, not a failure
+    query: Mapping[str, str] = field(default_factory=dict)  # sent as the query string
 
 
 PARTS: tuple[Part, ...] = (
     Part("profile", "member", "/api/v1/members/me", is_list=False, absent_on_404=True),
-    Part("reservations", "room", "/api/v1/reservations", is_list=True),
-    Part("licenses", "auth", "/api/v1/licenses", is_list=True),
-    Part("notifications", "notification", "/api/v1/notifications", is_list=True),
+    Part("reservations", "room", "/api/v1/reservations", is_list=True, query={"limit": str(LIST_LIMIT)}),
+    Part("licenses", "auth", "/api/v1/licenses", is_list=True, query={"limit": str(LIST_LIMIT)}),
+    Part(
+        "notifications",
+        "notification",
+        "/api/v1/notifications",
+        is_list=True,
+        query={"limit": str(LIST_LIMIT)},
+    ),
 )
 
 

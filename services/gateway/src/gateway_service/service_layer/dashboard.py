@@ -36,7 +36,9 @@ async def _fetch(part: Part, client: ServiceClient, authorization: str, budget: 
     with _budget(budget):
         try:
             response = await client.get(
-                part.path, headers={"Authorization": authorization, "Accept": "application/json"}
+                part.path,
+                params=part.query or None,
+                headers={"Authorization": authorization, "Accept": "application/json"},
             )
         except (UpstreamUnavailable, DeadlineExceeded) as problem:
             value: Any = Missing(problem.detail)
