@@ -49,8 +49,8 @@ ENV_OVERRIDES: dict[str, str] = {
     # Relays wake on commit anyway; pending mails are picked up sooner.
     **{f"{svc}_OUTBOX_POLL_INTERVAL_S": "0.2" for svc in ("AUTH", "MEMBER", "ROOM")},
     "NOTIFICATION_MAIL_POLL_INTERVAL_S": "0.2",
-    # A mail the server refuses for now is retried 3 times within about a second, not 8 in 90 s.
-    "NOTIFICATION_MAIL_MAX_ATTEMPTS": "3",
+    # A mail the server refuses for now is retried for 2 s (backoff 0.2 s to 0.5 s), not 4 h.
+    "NOTIFICATION_MAIL_RETRY_HORIZON_S": "2",
     "NOTIFICATION_MAIL_BACKOFF_BASE_S": "0.2",
     "NOTIFICATION_MAIL_BACKOFF_CAP_S": "0.5",
     "INVENTORY_REAPER_INTERVAL_S": "1",
