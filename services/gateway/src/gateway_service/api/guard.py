@@ -47,7 +47,8 @@ async def _identify_and_count(
             user = await verifier.verify(token)
         except Unauthorized as exc:
             rejection = exc
-    # The gateway is the edge: the TCP peer is the client (X-Forwarded-For would be forgeable).
+    # The TCP peer, unless it is a trusted proxy (GATEWAY_FORWARDED_ALLOW_IPS, empty by default):
+    # then uvicorn has put the client it names here. X-Forwarded-For from anyone else is ignored.
     client_ip = request.client.host if request.client else "unknown"
     limiter: RateLimiter = request.app.state.rate_limiter
     wait = await limiter.hit(f"user:{user.user_id}" if user else f"ip:{client_ip}")
