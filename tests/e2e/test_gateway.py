@@ -23,9 +23,10 @@ LOW_LIMIT = 5
 @pytest.fixture
 def strict_gateway(stack: Stack) -> Iterator[str]:
     """The URL of a second gateway allowing ``LOW_LIMIT`` requests per minute per caller."""
-    port = free_port_block(1)
+    port = free_port_block(2)
     env = stack.service_env("gateway") | {
         "GATEWAY_PORT": str(port),
+        "GATEWAY_MANAGEMENT_PORT": str(port + 1),
         "GATEWAY_RATE_LIMIT": f"{LOW_LIMIT}/minute",
     }
     process = ProcessHandle(
@@ -81,3 +82,27 @@ def test_the_public_api_is_documented_at_the_gateway(client: httpx.Client) -> No
     ):
         assert path in paths, sorted(paths)
     assert not [p for p in paths if p.startswith("/internal")]
+
+
+def test_metrics_are_on_the_management_port_only(stack: Stack, client: httpx.Client) -> None:
+    public = client.get("/metrics")
+    assert_problem(public, 404)
+    for name in stack.service_names:
+        assert httpx.get(f"{stack.url(name)}/metrics").status_code == 404, name
+        metrics = httpx.get(f"{stack.management_url(name)}/metrics")
+        assert metrics.status_code == 200, name
+        assert "http_requests_total" in metrics.text
+    # An internal service's spec (with its /internal routes) is on its management port too.
+    internal = httpx.get(f"{stack.management_url('room')}/openapi.json").json()
+    assert [p for p in internal["paths"] if p.startswith("/internal")]
+    assert httpx.get(f"{stack.url('room')}/openapi.json").status_code == 404
+
+
+def test_a_forged_host_is_refused_and_answers_carry_security_headers(client: httpx.Client) -> None:
+    forged = client.get("/api/v1/rooms/", headers={"Host": "evil.example"})
+    assert_problem(forged, 400)
+    assert "location" not in forged.headers
+    rooms = client.get("/api/v1/rooms")
+    assert rooms.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in rooms.headers["content-security-policy"]
+    assert "server" not in rooms.headers

@@ -84,6 +84,9 @@ def _print_green(stack: Stack, took: float) -> None:
     if gateway is not None:
         echo(f"  Gateway:   {gateway}")
         echo(f"  API docs:  {gateway}/docs")
+    if stack.service_names:
+        first, last = (stack.management_url(n) for n in (stack.service_names[0], stack.service_names[-1]))
+        echo(f"  Manage:    {first}/metrics … {last.rsplit(':', 1)[1]}: /metrics, internal /docs (loopback)")
     echo(f"  Kafka:     {stack.bootstrap_servers}")
     echo(f"  Mailbox:   {_rel(stack.mailbox_path)}")
     echo(f"  Logs:      {_rel(stack.logs_dir)}/<name>.log   (make logs)")

@@ -557,6 +557,14 @@ class Stack:
         """``http://127.0.0.1:<port>`` of service ``name``."""
         return f"http://{HOST}:{self.port(name)}"
 
+    def management_port(self, name: str) -> int:
+        """The management port of service ``name`` (``/metrics``, internal docs)."""
+        return spec(name).management_port(self.base_port)
+
+    def management_url(self, name: str) -> str:
+        """``http://127.0.0.1:<management port>`` of service ``name``, e.g. ``…:9003`` for room."""
+        return f"http://{HOST}:{self.management_port(name)}"
+
     def service_env(self, name: str) -> dict[str, str]:
         """A copy of the environment service ``name`` runs with (e.g. to run a second instance
         of it on another port, with other settings)."""
@@ -584,6 +592,7 @@ class Stack:
             "smtp sink": self.smtp_port,
         }
         ports.update({name: self.port(name) for name in self._services})
+        ports.update({f"{name} management": self.management_port(name) for name in self._services})
         return ports
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -833,8 +842,7 @@ class Stack:
             handle.env.update(env_overrides)
         if svc.serve.running:
             raise StackError(f"{name} is already running (pid {svc.serve.pid})")
-        if port_in_use(self.port(name)):
-            raise PortInUseError(f"port {self.port(name)} ({name}) is already in use on {HOST}")
+        check_ports_free({name: self.port(name), f"{name} management": self.management_port(name)})
         deadline = time.monotonic() + timeout
         svc.wanted = True
         svc.restarts = _Restarts()

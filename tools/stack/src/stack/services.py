@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOST = "127.0.0.1"
+# Management ports (/metrics, internal docs) sit this far above the main ones: 8003 -> 9003.
+MANAGEMENT_OFFSET = 1000
+# The Host headers services answer in the stack (anything else: 400), see docs/security.md.
+ALLOWED_HOSTS = '["127.0.0.1", "localhost"]'
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,10 @@ class ServiceSpec:
     def port(self, base_port: int) -> int:
         """The port this service listens on when the stack's base port is ``base_port``."""
         return base_port + self.offset
+
+    def management_port(self, base_port: int) -> int:
+        """Where its ``/metrics`` (and an internal service's docs) are served."""
+        return base_port + MANAGEMENT_OFFSET + self.offset
 
     def command(self, python: str, action: str) -> list[str]:
         """``[python, -m, <package>, <action>]`` for ``migrate``, ``seed`` or ``serve``."""
@@ -111,6 +119,9 @@ def service_env(
         "RUN_DIR": str(run_dir),
         f"{p}HOST": HOST,
         f"{p}PORT": str(service.port(base_port)),
+        f"{p}MANAGEMENT_HOST": HOST,
+        f"{p}MANAGEMENT_PORT": str(service.management_port(base_port)),
+        f"{p}ALLOWED_HOSTS": ALLOWED_HOSTS,
         f"{p}KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
         f"{p}LOG_LEVEL": log_level,
         # Logs go to a file: unbuffered so `stack logs` and crash tails show the last lines.
