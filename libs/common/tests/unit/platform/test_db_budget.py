@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from common.context import Deadline, deadline_var
-from common.db import Database, DatabaseBusy
+from common.db import Database, DatabaseBusy, _bound_postgres
 from common.errors import DeadlineExceeded
 
 SLACK_S = 3.0  # generous: a loaded machine may be slow to wake a waiting thread
@@ -123,3 +123,43 @@ def test_within_the_budget_everything_commits(db, budget):
     _book(db, "b-1")
 
     assert _stored(db) == ["b-1"]
+
+
+class _RecordingConnection:
+    """Stands in for a PostgreSQL connection at ``BEGIN``: records what would be executed."""
+
+    def __init__(self) -> None:
+        self.sql: list[str] = []
+
+    def exec_driver_sql(self, statement: str) -> None:
+        self.sql.append(statement)
+
+
+def _postgres_begin(db: Database) -> list[str]:
+    # The PostgreSQL hook on an engine that needs no server: only what it executes is checked.
+    engine = create_engine("sqlite://")
+    _bound_postgres(engine, db)
+    connection = _RecordingConnection()
+    engine.dispatch.begin(connection)  # type: ignore[arg-type]
+    engine.dispose()
+    return connection.sql
+
+
+def test_postgres_transactions_get_lock_and_statement_timeouts_within_the_budget(db):
+    token = deadline_var.set(Deadline.after(0.5))
+    try:
+        statements = _postgres_begin(db)  # lock_timeout_s is 30 s: the budget binds
+    finally:
+        deadline_var.reset(token)
+
+    assert [s.rsplit(" = ", 1)[0] for s in statements] == [
+        "SET LOCAL lock_timeout",
+        "SET LOCAL statement_timeout",
+    ]
+    assert all(0 < int(s.rsplit(" = ", 1)[1]) <= 500 for s in statements)
+
+
+def test_postgres_background_transactions_wait_their_own_lock_timeout(db):
+    db.background_lock_timeout_s = 15
+
+    assert _postgres_begin(db) == ["SET LOCAL lock_timeout = 15000"]
