@@ -84,6 +84,25 @@ def _endpoint(route: Route) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
+# The query of a paged list (common.pagination; the service checks them: bad ones are its 422).
+_PAGE_PARAMETERS = [
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "Items per page, 1..100 (default 50).",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "description": "The `next_cursor` of the previous page, unchanged; omit for the first page.",
+        "schema": {"type": "string"},
+    },
+]
+
+
 def _openapi_extra(route: Route) -> dict[str, Any]:
     """Parameters and body for ``/docs``: the handler reads none of them, it forwards them all."""
     parameters = [
@@ -97,6 +116,8 @@ def _openapi_extra(route: Route) -> dict[str, Any]:
         {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
         for name in route.headers
     ]
+    if route.paged:
+        parameters += _PAGE_PARAMETERS
     extra: dict[str, Any] = dict(PUBLIC) if route.public else {}  # else: the guard's bearer scheme
     if parameters:
         extra["parameters"] = parameters

@@ -51,6 +51,7 @@ class Route:
     public: bool = False  # callable without an access token
     status: int = 200  # success status
     query: tuple[str, ...] = ()  # required query parameters
+    paged: bool = False  # a paged list: optional ``limit`` and ``cursor`` (docs/api.md)
     headers: tuple[str, ...] = ()  # required request headers
     json_example: Mapping[str, Any] | None = None  # a JSON body
     form_fields: tuple[str, ...] = ()  # an urlencoded form body
@@ -116,7 +117,7 @@ ROUTES: tuple[Route, ...] = checked(
             "Activate a license on a machine (same machine again: same activation)",
             json_example={"license_key": "...", "machine_id": "laptop-1"},
         ),
-        Route("GET", "/api/v1/licenses", "auth", "My license activations"),
+        Route("GET", "/api/v1/licenses", "auth", "My license activations", paged=True),
         # -- member: profiles ------------------------------------------------------------------
         Route("GET", "/api/v1/members/me", "member", "My member profile"),
         Route(
@@ -126,7 +127,13 @@ ROUTES: tuple[Route, ...] = checked(
             "Update my profile",
             json_example={"display_name": "Ada L."},
         ),
-        Route("GET", "/api/v1/members/me/history", "member", "My reservations and activations so far"),
+        Route(
+            "GET",
+            "/api/v1/members/me/history",
+            "member",
+            "My reservations and activations so far",
+            paged=True,
+        ),
         Route("POST", "/api/v1/admin/members/{member_id}/suspend", "member", "Suspend a member (admin)"),
         # -- room: catalogue and reservations --------------------------------------------------
         Route("GET", "/api/v1/rooms", "room", "List rooms", public=True),
@@ -140,7 +147,7 @@ ROUTES: tuple[Route, ...] = checked(
             headers=(IDEMPOTENCY_KEY_HEADER,),
             json_example={"room_id": "r101", "check_in": "2030-01-10", "check_out": "2030-01-12"},
         ),
-        Route("GET", "/api/v1/reservations", "room", "My reservations"),
+        Route("GET", "/api/v1/reservations", "room", "My reservations", paged=True),
         Route("GET", "/api/v1/reservations/{reservation_id}", "room", "One of my reservations"),
         Route(
             "DELETE",
@@ -158,7 +165,7 @@ ROUTES: tuple[Route, ...] = checked(
             query=("room_id", "from", "to"),
         ),
         # -- notification: what was sent to me -------------------------------------------------
-        Route("GET", "/api/v1/notifications", "notification", "Notifications sent to me"),
+        Route("GET", "/api/v1/notifications", "notification", "Notifications sent to me", paged=True),
         Route(
             "GET",
             "/api/v1/notifications/contact",
