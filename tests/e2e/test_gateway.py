@@ -93,9 +93,9 @@ def test_metrics_are_on_the_management_port_only(stack: Stack, client: httpx.Cli
         assert metrics.status_code == 200, name
         assert "http_requests_total" in metrics.text
     # An internal service's spec (with its /internal routes) is on its management port too.
-    internal = httpx.get(f"{stack.management_url('room')}/openapi.json").json()
+    internal = httpx.get(f"{stack.management_url('member')}/openapi.json").json()
     assert [p for p in internal["paths"] if p.startswith("/internal")]
-    assert httpx.get(f"{stack.url('room')}/openapi.json").status_code == 404
+    assert httpx.get(f"{stack.url('member')}/openapi.json").status_code == 404
 
 
 def test_a_forged_host_is_refused_and_answers_carry_security_headers(client: httpx.Client) -> None:
