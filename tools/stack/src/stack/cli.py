@@ -274,6 +274,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     )
     echo(_table(("service", "url", "pid", "ready"), rows))
+    management = ", ".join(f"{n} :{spec(n).management_port(base_port)}" for n in names)
+    echo(f"management ports (/metrics, internal /docs): {management}")
     ready = sum(r.ready for r in results.values())
     echo(f"\n{ready}/{len(names)} services ready")
     return 0 if ready == len(names) else 1
