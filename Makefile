@@ -25,8 +25,12 @@ bootstrap: ## install uv if absent, then create the environment (uv sync)
 	fi
 	@$(UV) sync --frozen || { echo "uv.lock does not match pyproject.toml: running plain uv sync"; $(UV) sync; }
 
-up: bootstrap ## start Kafka, the SMTP sink and the six services; waits for green; Ctrl-C stops all
-	$(UV) run stack up
+# The runner's options go through ARGS, e.g. make up ARGS="--base-port 18000 --timeout 180"
+# (uv run stack up --help lists them). Labs stop/freeze one process: uv run stack stop|start|restart|pause|resume <name>.
+ARGS ?=
+
+up: bootstrap ## start Kafka, the SMTP sink and the six services; waits for green; Ctrl-C stops all (options: ARGS="...")
+	$(UV) run stack up $(ARGS)
 
 down: ## stop the stack started by `make up` (from any terminal)
 	@$(UV) run stack down
