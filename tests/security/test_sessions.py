@@ -124,10 +124,12 @@ def victims(signup_and_login: Callable[..., User]) -> dict[str, User]:
 
 
 def storm(client: httpx.Client, url: str, email: str) -> tuple[httpx.Response, int]:
-    """Wrong passwords until throttled (429) or ``MAX_WRONG_PASSWORDS`` tries: the last answer."""
+    """Wrong passwords until an answer is not a 401 (throttled: 429), at most ``MAX_WRONG_PASSWORDS``."""
     for attempt in range(1, MAX_WRONG_PASSWORDS + 1):
         response = log_in(client, url, email, "wrong-password-guess")
-        if response.status_code == 429:
+        if response.status_code != 401:
+            # Throttled (429), or anything else: stop, and let the case judge it (a 5xx here
+            # would also count against the gateway's breaker for auth, i.e. everyone's logins).
             return response, attempt
     return response, MAX_WRONG_PASSWORDS
 
