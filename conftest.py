@@ -19,6 +19,7 @@ from stack.kafka import KafkaBroker, default_run_dir, ensure_kafka_libs
 from stack.runner import free_port_block
 
 _KAFKA_FIXTURES = frozenset({"kafka_broker", "kafka_bootstrap"})
+BROKER_START_TIMEOUT_S = 240  # a JVM on a loaded 2-core machine; ~5-15 s otherwise
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -33,7 +34,8 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
     """The session's running Kafka broker (KRaft, single node, 127.0.0.1, free ports).
 
     Tests may stop and start it (to prove nothing is lost); it is running again before each
-    test that uses it, and stopped at the end of the session.
+    test that uses it, and stopped at the end of the session. It dies with the session however
+    the session dies (``stack.procs.spawn``), so a killed test run leaks no JVM.
     """
     libs = ensure_kafka_libs(default_run_dir())
     # Two consecutive ports below the ephemeral range: an OS-picked port (bind 0) may be taken
@@ -43,7 +45,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
     broker = KafkaBroker(
         tmp_path_factory.mktemp("kafka"), port=port, controller_port=controller_port, libs_dir=libs
     )
-    broker.start(timeout=90)
+    broker.start(timeout=BROKER_START_TIMEOUT_S)
     try:
         yield broker
     finally:
@@ -56,7 +58,7 @@ def _kafka_broker_running(request: pytest.FixtureRequest) -> None:
     if "kafka_broker" in request.fixturenames:
         broker: KafkaBroker = request.getfixturevalue("kafka_broker")
         if not broker.is_running:
-            broker.start(timeout=90)
+            broker.start(timeout=BROKER_START_TIMEOUT_S)
 
 
 @pytest.fixture

@@ -124,18 +124,18 @@ def test_messages_survive_a_broker_stop_and_start(kafka_broker: KafkaBroker) -> 
 def test_start_fails_fast_when_the_port_is_taken(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
     libs = ensure_kafka_libs(default_run_dir())
     other = KafkaBroker(tmp_path, port=kafka_broker.port, controller_port=free_port(), libs_dir=libs)
-    started = time.monotonic()
     with pytest.raises(KafkaStartError, match="already in use"):
         other.start()
-    assert time.monotonic() - started < 2
     assert not other.is_running
+    assert not other.log_file.exists()  # refused before any JVM was started
 
 
-def test_jars_are_cached_after_the_first_download() -> None:
+def test_jars_are_cached_after_the_first_download(monkeypatch: pytest.MonkeyPatch) -> None:
     first = ensure_kafka_libs(default_run_dir())
-    started = time.monotonic()
+    # Without Java and Maven on PATH a download would fail: the second call must not need one.
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("JAVA_HOME", raising=False)
     assert ensure_kafka_libs(default_run_dir()) == first
-    assert time.monotonic() - started < 1
     assert list(first.glob("kafka_2.13-*.jar"))
 
 
