@@ -4,13 +4,17 @@
 
     with Stack(tmp_path, base_port=18000, kafka_port=19092, smtp_port=11025) as stack:
         httpx.get(stack.url("gateway") + "/health/ready")
-        stack.stop_service("room")
+        stack.stop_service("room")  # also "kafka" and "smtp"; stays down until started
         stack.start_service("room")
+        stack.pause("inventory")  # SIGSTOP: a hung process; resume("inventory") continues it
 
 Every child runs in its own session (so its own process group): a Ctrl-C in the terminal
 reaches only the runner, which then stops the services, the SMTP sink and Kafka in that order.
-Pid files under ``<run_dir>/pids`` let ``stack down`` (another terminal) find a runner and clean
-up after one that was killed.
+Every child also dies with the process that started it, however that one dies
+(``stack.procs.spawn``). Pid files under ``<run_dir>/pids`` (rewritten on every restart) let
+``stack down`` (another terminal) find a runner and clean up after one that was killed; the
+runner's ``watch`` loop carries out ``stack stop|start|restart|pause|resume`` requests
+(``stack.control``).
 """
 
 from __future__ import annotations
