@@ -21,6 +21,7 @@ import pytest
 from stack.kafka import default_run_dir, ensure_kafka_libs, repo_root
 from stack.procs import pid_alive, spawn
 from stack.runner import free_port_block, port_in_use, read_pid, read_state
+from stack.services import spec
 
 from .polling import wait_for
 
@@ -77,7 +78,9 @@ def test_stack_control_then_a_killed_runner_leaves_no_process_and_no_port(
     run_dir = tmp_path / "run"
     leftovers.append(run_dir)
     base = free_port_block(9)
-    ports = [base, base + 1, base + 6, base + 7, base + 8]  # gateway, auth, kafka + controller, smtp
+    # gateway, auth, Kafka and its controller, the SMTP sink, and the two management ports
+    ports = [base, base + 1, base + 6, base + 7, base + 8]
+    ports += [spec(name).management_port(base) for name in ("gateway", "auth")]
     ensure_kafka_libs(default_run_dir())
     log = (tmp_path / "runner.log").open("wb")
     runner = spawn(
@@ -130,6 +133,7 @@ def test_stack_control_then_a_killed_runner_leaves_no_process_and_no_port(
         assert refused.returncode == 1
         assert "unknown process 'billing'" in refused.stderr
 
+        assert all(port_in_use(p) for p in ports), [p for p in ports if not port_in_use(p)]
         children = _processes_of(run_dir)
         assert new_kafka in children
         assert len(children) >= 4  # kafka, smtp, gateway, auth
