@@ -11,11 +11,13 @@ from auth_service.adapters.signing_keys import load_signing_key
 from auth_service.api import accounts as account_routes
 from auth_service.api import internal as internal_routes
 from auth_service.api import licenses as license_routes
+from auth_service.consumers import member_handlers
 from auth_service.domain.login_throttle import Limit, LoginThrottle, ThrottlePolicy
 from auth_service.service_layer.accounts import Accounts, Sessions
 from auth_service.service_layer.licensing import Licensing
 from auth_service.settings import AuthSettings
 from common.auth import JwksKeyCache, UserTokenIssuer, UserTokenVerifier
+from common.messaging import topic_for
 from common.runtime import ServiceRuntime
 
 
@@ -63,6 +65,8 @@ def build_app(settings: AuthSettings) -> FastAPI:
     """Wire the auth service from its settings."""
     runtime = ServiceRuntime(settings, tables=messaging)
     outbox = runtime.outbox()  # this service publishes events: the relay runs with the app
+    # Suspensions decided in member reach auth as MemberUpdated (see service_layer/member_status.py).
+    runtime.add_consumer("members", [topic_for("MemberUpdated")], member_handlers())
     passwords = build_password_hasher(settings)
     issuer = build_token_issuer(settings)
     sessions = Sessions(

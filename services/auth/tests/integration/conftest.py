@@ -20,8 +20,9 @@ import auth_service
 from auth_service.app import create_app
 from auth_service.seed import seed
 from auth_service.settings import AuthSettings
-from common.messaging import AvroCodec, Envelope
+from common.messaging import AvroCodec, Envelope, topic_for
 from common.testing.apps import migrated, running
+from common.testing.events import start_groups_at_end
 
 MIGRATIONS = Path(auth_service.__file__).parent / "migrations"
 PASSWORD = "correct horse battery"
@@ -95,7 +96,9 @@ def bearer(access_token: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def client(settings: AuthSettings) -> AsyncIterator[httpx.AsyncClient]:
+async def client(settings: AuthSettings, kafka_bootstrap: str) -> AsyncIterator[httpx.AsyncClient]:
+    # Auth's consumer (MemberUpdated) starts at the end: it sees only what this test publishes.
+    start_groups_at_end(kafka_bootstrap, {"auth.members": [topic_for("MemberUpdated")]})
     async with running(create_app, settings) as client:
         yield client
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from auth_service.domain.users import AccountStatus
 from common.db import UtcDateTime
 from common.messaging import messaging_tables
 
@@ -28,6 +29,12 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Member's word on the account (MemberUpdated): "active" or "suspended", and the version of
+    # the member profile it came from, so an older event arriving late changes nothing.
+    status: Mapped[str] = mapped_column(
+        String(16), default=AccountStatus.ACTIVE.value, server_default=AccountStatus.ACTIVE.value
+    )
+    status_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (UniqueConstraint("email", name="uq_users_email"),)
 

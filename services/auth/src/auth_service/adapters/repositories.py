@@ -33,6 +33,16 @@ def revoke_family(session: Session, family_id: str, now: datetime) -> None:
     )
 
 
+def revoke_families_of_user(session: Session, user_id: str, now: datetime) -> int:
+    """Revoke every live refresh token of the user (all their sessions); how many were revoked."""
+    result = session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def license_by_key_for_update(session: Session, license_key: str) -> License | None:
     """The license, locked until the transaction ends so seat checks on it run one at a time.
 

@@ -11,7 +11,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from auth_service.api.deps import AccountsDep, SessionsDep, TokenIssuerDep
 from auth_service.api.schemas import Jwks, RefreshRequest, SignupRequest, TokenResponse, UserResponse
 from auth_service.service_layer.accounts import TokenPair
-from common.auth import client_address
+from common.auth import UserPrincipal, client_address, current_user
 from common.openapi import PUBLIC, problem_responses
 
 router = APIRouter(tags=["auth"])
@@ -22,11 +22,25 @@ LOGIN_ERRORS = problem_responses(
     422,
     described={
         401: "Unknown email or wrong password (the same answer for both)",
+        403: "The account is suspended (the password was right)",
         429: "Too many failed logins for this account or from this address lately (see Retry-After)",
     },
 )
 REFRESH_ERRORS = problem_responses(
-    400, 422, described={401: "Unknown, expired or already used refresh token (reuse revokes the family)"}
+    400,
+    422,
+    described={
+        401: "Unknown, expired or already used refresh token (reuse revokes the family)",
+        403: "The account is suspended",
+    },
+)
+LOGOUT_ERRORS = problem_responses(
+    400,
+    422,
+    described={
+        401: "An Authorization header was sent, but its access token is not valid",
+        403: "The access token sent belongs to another user than the refresh token",
+    },
 )
 # The login form, as an OAuth2 client sends it (username is the email).
 _LOGIN_EXAMPLE = {
@@ -77,6 +91,32 @@ def token(
 def refresh(body: RefreshRequest, sessions: SessionsDep, response: Response) -> TokenResponse:
     """Trade a refresh token for new tokens; the presented one can't be used again."""
     return _tokens(sessions.refresh(body.refresh_token), response)
+
+
+async def _optional_user(request: Request) -> UserPrincipal | None:
+    """The user of the access token if one is sent (an invalid one is a 401), else ``None``."""
+    if "Authorization" not in request.headers:
+        return None
+    return await current_user(request)
+
+
+@router.post(
+    "/api/v1/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=LOGOUT_ERRORS,
+    openapi_extra=PUBLIC,
+)
+def logout(
+    body: RefreshRequest,
+    sessions: SessionsDep,
+    user: Annotated[UserPrincipal | None, Depends(_optional_user)],
+) -> Response:
+    """End a session: its refresh token and every token of its family stop working (idempotent).
+
+    The access token needs no revoking: it expires within minutes (``expires_in``).
+    """
+    sessions.logout(body.refresh_token, requested_by=user.user_id if user is not None else None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT, headers=_NO_STORE)
 
 
 @router.get("/.well-known/jwks.json", openapi_extra=PUBLIC)

@@ -16,6 +16,7 @@ from auth_service.adapters.orm import RefreshToken, User
 from auth_service.adapters.passwords import PasswordHasher
 from auth_service.domain.emails import InvalidEmail, normalize_email
 from auth_service.domain.errors import (
+    AccountSuspended,
     EmailTaken,
     InvalidCredentials,
     InvalidRefreshToken,
@@ -30,10 +31,11 @@ from auth_service.domain.refresh_tokens import (
     hash_refresh_token,
     new_refresh_token,
 )
-from auth_service.domain.users import Role, roles_for
+from auth_service.domain.users import AccountStatus, Role, roles_for
 from auth_service.service_layer.clock import Clock, utc_now
 from common.auth import UserTokenIssuer
 from common.db import Database
+from common.errors import Forbidden
 from common.messaging import Outbox
 
 log = logging.getLogger(__name__)
@@ -172,6 +174,8 @@ class Sessions:
         if not self._passwords.verify(password, user.password_hash):
             raise InvalidCredentials()
         self._throttle.succeeded(attempt)
+        if user.status == AccountStatus.SUSPENDED:
+            raise AccountSuspended()  # told only to whoever knows the password
         with self._db.transaction() as session:
             return self._issue(session, user, family_id=str(uuid.uuid4()))
 
@@ -180,6 +184,8 @@ class Sessions:
         now = self._clock()
         with self._db.transaction() as session:
             stored = repo.refresh_token_by_hash(session, hash_refresh_token(refresh_token))
+            if stored is not None and stored.user.status == AccountStatus.SUSPENDED:
+                raise AccountSuspended()  # its families were revoked when the suspension arrived
             if stored is not None:
                 outcome = decide_refresh(
                     RefreshTokenState(stored.expires_at, stored.used_at, stored.revoked_at), now
@@ -195,6 +201,27 @@ class Sessions:
                     )
         # Raised after the block, so the revocation above is committed rather than rolled back.
         raise InvalidRefreshToken()
+
+    def logout(self, refresh_token: str, *, requested_by: str | None = None) -> None:
+        """End the session: revoke the refresh token's whole family (idempotent).
+
+        Holding the refresh token is the proof (it could be traded for tokens anyway), so a
+        client whose access token expired can still log out. A caller who also shows an
+        access token of *another* user is refused (``Forbidden``): no one ends someone else's
+        session with a token they should not hold. An unknown token changes nothing.
+        The access tokens already issued stay valid until they expire (15 minutes at most).
+        """
+        now = self._clock()
+        with self._db.transaction() as session:
+            stored = repo.refresh_token_by_hash(session, hash_refresh_token(refresh_token))
+            if stored is None:
+                return
+            if requested_by is not None and requested_by != stored.user_id:
+                raise Forbidden("this refresh token belongs to another user")
+            repo.revoke_family(session, stored.family_id, now)
+        log.info(
+            "logged out: family revoked", extra={"user_id": stored.user_id, "family_id": stored.family_id}
+        )
 
     def _issue(self, session: Session, user: User, *, family_id: str) -> TokenPair:
         refresh_token = new_refresh_token()

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from auth_service.adapters import repositories as repo
 from auth_service.adapters.orm import Activation, License
-from auth_service.domain.errors import UnknownLicense
+from auth_service.domain.errors import AccountSuspended, UnknownLicense
 from auth_service.domain.licenses import (
     ActivationDecision,
     LicenseStatus,
@@ -17,6 +17,7 @@ from auth_service.domain.licenses import (
     generate_license_key,
     normalize_license_key,
 )
+from auth_service.domain.users import AccountStatus
 from auth_service.service_layer.clock import Clock, utc_now
 from common.db import Database
 from common.errors import Unauthorized
@@ -101,9 +102,13 @@ class Licensing:
         activations can never take more seats than the license has.
         """
         with self._db.transaction() as session:
-            if repo.user_by_id(session, user_id) is None:
+            user = repo.user_by_id(session, user_id)
+            if user is None:
                 # A valid token for a user that no longer exists: refuse it, don't fail on the FK.
                 raise Unauthorized("the token's user does not exist")
+            if user.status == AccountStatus.SUSPENDED:
+                # The access token may still be valid (it lives until it expires): ask the status.
+                raise AccountSuspended()
             license_ = repo.license_by_key_for_update(session, normalize_license_key(license_key))
             if license_ is None:
                 raise UnknownLicense()

@@ -101,6 +101,15 @@ ROUTES: tuple[Route, ...] = checked(
             public=True,
             json_example={"refresh_token": "..."},
         ),
+        Route(
+            "POST",
+            "/api/v1/auth/logout",
+            "auth",
+            "End a session: the refresh token's family is revoked (idempotent)",
+            public=True,  # the refresh token is the proof; an expired access token must not stop it
+            status=204,
+            json_example={"refresh_token": "..."},
+        ),
         Route("GET", "/.well-known/jwks.json", "auth", "Public keys of access tokens (JWKS)", public=True),
         Route(
             "POST",
