@@ -58,7 +58,7 @@ def faults_router() -> APIRouter:
     @router.put(
         "/{name}",
         summary="Set (or replace) a fault switch; it turns itself off after ttl_s",
-        responses=problem_responses(401, 403, 422),
+        responses=problem_responses(400, 401, 403, 422),
         openapi_extra=SERVICE,
     )
     async def set_fault(name: SwitchName, spec: FaultSpec, board: Board) -> FaultSwitch:

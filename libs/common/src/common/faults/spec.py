@@ -33,7 +33,22 @@ KINDS_AT: dict[str, frozenset[str]] = {
 class FaultSpec(BaseModel):
     """One fault: the body of ``PUT /admin/faults/{name}``."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "latency",
+                    "where": "inbound",
+                    "match": "/internal",
+                    "latency_ms": 3000,
+                    "ttl_s": 120,
+                }
+            ]
+        },
+    )
 
     kind: FaultKind
     where: FaultSeam
@@ -84,6 +99,8 @@ class NamedFault(FaultSpec):
 
 class FaultSwitch(FaultSpec):
     """A stored switch, as the admin API shows it."""
+
+    model_config = ConfigDict(json_schema_extra=None)  # the spec's example is not a stored switch
 
     name: str
     set_at: datetime

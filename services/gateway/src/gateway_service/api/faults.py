@@ -88,7 +88,7 @@ async def clear_faults(request: Request, service: Service) -> Response:
     "/{service}/{name}",
     summary="Set (or replace) a fault switch of a service; it turns itself off after ttl_s",
     response_model=FaultSwitch,
-    responses=_WITH_BODY,
+    responses=_WITH_BODY | problem_responses(400),
 )
 async def set_fault(
     request: Request, service: Service, name: SwitchName, spec: FaultSpec
