@@ -219,7 +219,8 @@ def _ada(app: FastAPI, _params: dict[str, str]) -> None:
 
 def _logged_in(app: FastAPI, params: dict[str, str]) -> dict[str, str]:
     _ada(app, params)
-    return {"refresh_token": app.state.sessions.login("ada@example.com", "correct-horse").refresh_token}
+    tokens = app.state.sessions.login("ada@example.com", "correct-horse", "127.0.0.1")
+    return {"refresh_token": tokens.refresh_token}
 
 
 def _u1_and_a_license(app: FastAPI, _params: dict[str, str]) -> dict[str, str]:
