@@ -3,7 +3,9 @@
 For each message, in partition order:
 1. Read the envelope and decode the payload here, not in a ``value_deserializer`` (a decode
    error there would loop on the message or lose it). Unreadable → dead-letter topic.
-2. Event types this consumer has no handler for are skipped.
+2. Event types this consumer has no handler for are skipped, and so is a re-driven message
+   addressed to another consumer group (header ``redrive_group``): a dead letter belongs to
+   the group that gave up on it, and only that group gets it back (``common.messaging.dlq``).
 3. In ONE database transaction: record ``(consumer, event_id)`` in ``processed_events`` (already
    there → a duplicate, skipped) and run the handler. Both commit or neither does.
 4. Only after that commit, commit the Kafka offset. A crash in between redelivers the message
@@ -57,6 +59,8 @@ H_DLQ_ORIGIN_TOPIC = "dlq_origin_topic"
 H_DLQ_ORIGIN_PARTITION = "dlq_origin_partition"
 H_DLQ_ORIGIN_OFFSET = "dlq_origin_offset"
 H_DLQ_CONSUMER = "dlq_consumer"
+# On a re-driven message in the origin topic: the one consumer group it is for.
+H_REDRIVE_GROUP = "redrive_group"
 
 # Quick group joins and prompt failure detection; the broker's group.min.session.timeout.ms
 # (6 s by default) bounds session_timeout_ms from below.
@@ -71,6 +75,9 @@ DEFAULT_CONSUMER_CONFIG: Mapping[str, Any] = {
     "bootstrap_timeout_ms": 5_000,
     "reconnect_backoff_max_ms": 1_000,
     "allow_auto_create_topics": False,
+    # A redrive is a Kafka transaction (the message and its "redriven" marker together): never
+    # read the records of one that was aborted.
+    "isolation_level": "read_committed",
 }
 
 
@@ -218,6 +225,9 @@ class ConsumerRunner:
 
     def _outcome(self, message: Any) -> str | None:
         """applied | duplicate | skipped | dead_lettered, or None when stopped before the end."""
+        target = _redrive_group(message.headers)
+        if target is not None and target != self.name:
+            return "skipped"  # re-driven for another group; checked first: it may be garbage
         try:
             envelope = Envelope.from_headers(message.headers, message.key)
         except UndecodableMessage as exc:
@@ -287,7 +297,7 @@ class ConsumerRunner:
         headers: Headers = [
             (name, value)
             for name, value in (message.headers or [])
-            if value is not None and not name.startswith(DLQ_HEADER_PREFIX)
+            if value is not None and not name.startswith(DLQ_HEADER_PREFIX) and name != H_REDRIVE_GROUP
         ]
         headers += [
             (H_DLQ_ERROR_HISTORY, json.dumps(history).encode()),
@@ -345,6 +355,13 @@ class ConsumerRunner:
             CONSUMER_LAG.labels(self.service, self.name, tp.topic, str(tp.partition)).set(
                 max(0, highwater - offset - 1)
             )
+
+
+def _redrive_group(headers: Iterable[tuple[str, bytes | None]] | None) -> str | None:
+    for name, value in headers or ():
+        if name == H_REDRIVE_GROUP and value is not None:
+            return value.decode(errors="replace")
+    return None
 
 
 def _history_entry(attempt: int, exc: BaseException) -> dict[str, Any]:

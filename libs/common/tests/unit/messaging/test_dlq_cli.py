@@ -1,6 +1,9 @@
-"""The DLQ command line refuses what isn't a dead-letter topic before touching Kafka."""
+"""The DLQ command line: clear errors, quickly, before or instead of a traceback."""
 
 from __future__ import annotations
+
+import socket
+import time
 
 import pytest
 
@@ -12,3 +15,17 @@ def test_only_dlq_topics_are_accepted(capsys) -> None:
         main(["redrive", "room.reservations", "--bootstrap", "127.0.0.1:1"])
     assert exit_info.value.code == 2
     assert "not a dead-letter topic" in capsys.readouterr().err
+
+
+def test_an_unreachable_broker_is_one_clear_line_within_seconds(capsys) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens once the socket is closed
+    began = time.monotonic()
+    assert main(["list", "room.reservations.dlq", "--bootstrap", f"127.0.0.1:{port}"]) == 1
+    took = time.monotonic() - began
+    err = capsys.readouterr().err
+    assert f"error: no Kafka broker answers at 127.0.0.1:{port} within 3 s" in err
+    assert "Traceback" not in err
+    # Bounded by the connect timeout (3 s), not by kafka-python's defaults (tens of seconds).
+    assert took < 15, f"gave up after {took:.1f} s"
