@@ -44,6 +44,10 @@ CHAOS_ENV: dict[str, str] = {
     # attempts; the horizon (how long a mail is retried) stays far beyond any outage here.
     "NOTIFICATION_MAIL_BACKOFF_BASE_S": "0.5",
     "NOTIFICATION_MAIL_BACKOFF_CAP_S": "2",
+    # A mail claimed by a process that was killed before it sent is sent again after its lease:
+    # 10 s here (a whole send is bounded by 3 x the 3 s SMTP timeout), 5 minutes by default.
+    "NOTIFICATION_SMTP_TIMEOUT_S": "3",
+    "NOTIFICATION_MAIL_SEND_LEASE_S": "10",
     "INVENTORY_REAPER_INTERVAL_S": "1",
     "AUTH_PASSWORD_HASH_TIME_COST": "1",
     "AUTH_PASSWORD_HASH_MEMORY_KIB": "8192",

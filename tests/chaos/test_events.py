@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -24,6 +23,7 @@ from kafka.structs import TopicPartition
 
 from common.messaging import AvroCodec
 from common.messaging.envelope import Envelope, utc_now_iso
+from stack.procs import spawn
 from stack.runner import free_port_block
 
 from .conftest import User, World, assert_clean, booking_of
@@ -96,7 +96,7 @@ def test_broker_killed_for_30_s_during_traffic(world: World) -> None:
         bound_s=90,
         details={
             "reservations_during_outage": len(during),
-            "room_ready_while_down": Counter(ready_while_down),
+            "room_ready_while_down": {str(k): n for k, n in Counter(ready_while_down).items()},
         },
     )
     assert_clean(result)
@@ -178,16 +178,18 @@ def test_second_consumer_instance_joins_and_leaves(world: World) -> None:
     env = world.stack.service_env("notification")
     env.update({"NOTIFICATION_PORT": str(port), "NOTIFICATION_MANAGEMENT_PORT": str(port + 1)})
     log = (world.stack.logs_dir / "notification-2.log").open("ab")
-    second = subprocess.Popen(
-        [sys.executable, "-m", "notification_service", "serve"],
-        env=env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
+    # Started as the stack starts its own: it dies with this process, however that dies.
+    second = spawn([sys.executable, "-m", "notification_service", "serve"], stdout=log, env=env)
+
+    def live() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
         poll(
-            lambda: httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=5).status_code == 200,
+            live,
             "the second notification instance up",
             within=120,
             interval=0.5,
