@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -79,6 +80,10 @@ DEFAULT_CONSUMER_CONFIG: Mapping[str, Any] = {
     # read the records of one that was aborted.
     "isolation_level": "read_committed",
 }
+
+
+class _AssignmentLost(Exception):
+    """The group rebalanced under us: an offset commit was refused (``CommitFailedError``)."""
 
 
 class PermanentError(Exception):
@@ -203,10 +208,16 @@ class ConsumerRunner:
         while not self._stop.is_set():
             self._faults.hold_while_paused("consumer", self.name, self._stop)
             batches = consumer.poll(timeout_ms=self._poll_timeout_ms)
-            for messages in batches.values():
-                for message in messages:
-                    if not self._handle(consumer, message):
-                        return  # stopping mid-message: not committed, so redelivered later
+            try:
+                for messages in batches.values():
+                    for message in messages:
+                        if not self._handle(consumer, message):
+                            return  # stopping mid-message: not committed, so redelivered later
+            except _AssignmentLost as lost:
+                # The group moved on without us (frozen past the session timeout, or a rebalance):
+                # the rest of this batch may belong to another member now. Drop it; the next poll
+                # rejoins, and whatever comes back was recorded in processed_events: a duplicate.
+                log.warning("consumer %s lost its partitions (%s); rejoining the group", self.name, lost)
 
     def _handle(self, consumer: Any, message: Any) -> bool:
         """Process one message to a final outcome and commit its offset; False if stopped."""
@@ -217,7 +228,10 @@ class ConsumerRunner:
         tp = TopicPartition(message.topic, message.partition)
         try:
             consumer.commit({tp: OffsetAndMetadata(message.offset + 1, "", -1)}, timeout_ms=5_000)
-        except Exception as exc:  # e.g. a rebalance: the effect is recorded, redelivery is a dup
+        except CommitFailedError as exc:  # the effect is recorded; its redelivery is a duplicate
+            MESSAGES_CONSUMED.labels(self.service, self.name, message.topic, outcome).inc()
+            raise _AssignmentLost(f"commit of {tp.topic}[{tp.partition}]@{message.offset} refused") from exc
+        except Exception as exc:  # e.g. a broker hiccup: the effect is recorded, redelivery is a dup
             log.warning("consumer %s could not commit %s@%d: %s", self.name, tp, message.offset, exc)
         MESSAGES_CONSUMED.labels(self.service, self.name, message.topic, outcome).inc()
         _quietly(self._report_lag, consumer, tp, message.offset)
