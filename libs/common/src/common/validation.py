@@ -6,7 +6,8 @@ service's database. What must never get there:
 - control characters (NUL, CR, LF, TAB, ESC, ... : Unicode category Cc) and the line and
   paragraph separators U+2028/U+2029: they split a header or a log line in two (a CRLF in a
   mail subject is header injection);
-- the bidirectional overrides and isolates U+202A..U+202E and U+2066..U+2069: they make text
+- the bidirectional marks, overrides and isolates (U+200E, U+200F, U+061C, U+202A..U+202E and
+  U+2066..U+2069): they make text
   display in another order than it is stored ("Trojan Source", spoofed names and file types);
 - lone surrogates (a JSON ``"\\ud800"`` decodes to one): they cannot be encoded as UTF-8, so
   they would fail later, far from the request.
@@ -26,7 +27,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
 
-BIDI_CONTROLS = frozenset(chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+BIDI_CONTROLS = frozenset(
+    chr(c) for c in [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)
 _FORBIDDEN_CATEGORIES = {"Cc": "a control character", "Zl": "a line separator", "Zp": "a paragraph separator"}
 
 

@@ -37,7 +37,7 @@ def refusal(model: type[BaseModel], **fields: str) -> str:
         ("Ada\u2029L", "paragraph separator (U+2029)"),
         *(
             (f"Ada{chr(c)}nimda.exe", f"bidirectional control character (U+{c:04X})")
-            for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+            for c in [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
         ),
     ],
 )

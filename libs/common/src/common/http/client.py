@@ -30,13 +30,13 @@ Options worth knowing:
 
 - ``content=`` (per call) sends bytes as they are, e.g. a body a proxy passes on unread; like
   ``json=`` it is sent again on every retry attempt. The two are mutually exclusive.
-- ``problems_are_answers=True`` (per client) returns a 5xx response whose content type is
+- ``problems_are_answers=True`` (per client) returns a 5xx or 429 response whose content type is
   ``application/problem+json`` (503 and 504 included) to the caller unchanged: not retried, not
   raised, and a *success* for the circuit breaker. Such a problem proves the upstream is alive
   and reporting a failure further down (room saying "member is down", with its own
   ``Retry-After``); a proxy must pass that on, not turn it into an outage of its own and open its
   breaker to a healthy upstream. Counted as outcome ``upstream_problem``. Non-problem 5xx,
-  connect errors, timeouts and 429 still behave as above. The flip side: the breaker then only
+  connect errors, timeouts and a bare 429 still behave as above. The flip side: the breaker then only
   guards against an upstream that is unreachable, slow or not speaking problems, so use it where
   the caller passes answers on (the gateway), not where it would act on a failed dependency.
 """
@@ -313,7 +313,9 @@ class ServiceClient:
             else:
                 status = response.status_code
                 problem = _is_problem(response)
-                if status >= 500 and self.problems_are_answers and problem:
+                # A problem 429 is an answer too: the upstream's own throttle (auth's login limit)
+                # with its own Retry-After, which a proxy passes on rather than calling it an outage.
+                if (status >= 500 or status == 429) and self.problems_are_answers and problem:
                     self._breaker.record(permit, ok=True)  # alive, and reporting a failure
                     self._count("upstream_problem")
                     return response
