@@ -23,6 +23,7 @@ PUBLIC = {
     ("POST", "/api/v1/auth/signup"),
     ("POST", "/api/v1/auth/token"),
     ("POST", "/api/v1/auth/refresh"),
+    ("POST", "/api/v1/auth/logout"),  # the refresh token is the credential, not an access token
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/api/v1/rooms"),
     ("GET", "/api/v1/rooms/{room_id}"),

@@ -205,17 +205,18 @@ async def test_internal_routes_admit_the_room_service_only(
 ) -> None:
     add_room(room_id, days=2)
     keys = settings.service_keys_dir
-    cases = [
-        ({}, 401),  # no service token
-        (service_headers(keys, "member", "inventory"), 403),  # a known service, not on the allow-list
-        (service_headers(keys, "room", "member"), 401),  # room's token, but for another audience
-        ({"X-Service-Token": "garbage"}, 401),
+    # Header factories: a service token is good for one request (the callee refuses a replay).
+    cases: list[tuple[Callable[[], dict[str, str]], int]] = [
+        (dict, 401),  # no service token
+        (lambda: service_headers(keys, "member", "inventory"), 403),  # a known service, not on the allow-list
+        (lambda: service_headers(keys, "room", "member"), 401),  # room's token, but for another audience
+        (lambda: {"X-Service-Token": "garbage"}, 401),
     ]
     for headers, status in cases:
         assert_problem(
-            await client.post("/internal/holds", json=hold_body(room_id, 0, 1), headers=headers), status
+            await client.post("/internal/holds", json=hold_body(room_id, 0, 1), headers=headers()), status
         )
-        assert_problem(await client.delete("/internal/holds/res-1", headers=headers), status)
+        assert_problem(await client.delete("/internal/holds/res-1", headers=headers()), status)
     assert [n["held"] for n in await nights(client, room_id, 0, 2)] == [0, 0]
 
 

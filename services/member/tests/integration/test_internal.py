@@ -44,13 +44,17 @@ async def test_internal_member_route_allows_room_and_auth_only(
     as_user = await client.get(url, headers=users.headers(member_id))
     assert as_user.status_code == 401  # a user token is no service token
 
-    unknown = await client.get(f"/internal/members/{uuid.uuid4()}", headers=callers["room"])
+    # A service token is good for one request: later calls mint their own (a replay is a 401).
+    def fresh(name: str) -> dict[str, str]:
+        return service_headers(settings.service_keys_dir, name, "member")
+
+    unknown = await client.get(f"/internal/members/{uuid.uuid4()}", headers=fresh("room"))
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith("application/problem+json")
 
     admin = users.headers(str(uuid.uuid4()), admin=True)
     assert (await client.post(f"/api/v1/admin/members/{member_id}/suspend", headers=admin)).status_code == 200
-    suspended = await client.get(url, headers=callers["room"])
+    suspended = await client.get(url, headers=fresh("room"))
     assert suspended.json() == {
         "member_id": member_id,
         "status": "suspended",

@@ -34,6 +34,7 @@ def test_placeholder_secret_refused_in_prod(monkeypatch: pytest.MonkeyPatch) -> 
         DemoSettings()
     monkeypatch.setenv("DEMO_SERVICE_SHARED_SECRET", "a-real-secret-of-enough-length")
     monkeypatch.setenv("DEMO_ALLOWED_HOSTS", '["demo.example"]')  # "*" is refused in prod too
+    monkeypatch.setenv("DEMO_CURSOR_SECRET", "another-real-secret-of-enough-length")
     assert DemoSettings().env == "prod"
 
 
