@@ -52,10 +52,24 @@ USER_TARGETS = (
 USER_MATRIX = {**COMMON_VARIANTS, **USER_VARIANTS}
 
 
+def send(http: httpx.Client, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
+    """The answer; a connection the server closes on an oversized header counts as a 431.
+
+    h11 (under uvicorn) stops reading a request whose headers pass its limit and closes the
+    connection; when that races the client still sending 60 kB, the client sees a reset instead of
+    the 4xx. Either way the server refused to read the request: nothing reached a route.
+    """
+    try:
+        return http.request(method, url, headers=headers)
+    except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+        if sum(len(v) for v in headers.values()) < 16_384:
+            raise  # a normal-sized request must get an answer
+        return httpx.Response(431, text=f"connection closed by the server: {exc}")
+
+
 def send_user_token(http: httpx.Client, system: System, target: Target, token: str) -> httpx.Response:
-    return http.request(
-        target.method, system.url(target.service) + target.path, headers={"Authorization": f"Bearer {token}"}
-    )
+    url = system.url(target.service) + target.path
+    return send(http, target.method, url, {"Authorization": f"Bearer {token}"})
 
 
 @pytest.mark.parametrize("target", USER_TARGETS, ids=lambda t: t.id)
@@ -182,7 +196,7 @@ def test_forged_service_token_is_refused(
 ) -> None:
     claims = forge.service_claims(target.caller, target.service)
     token = SERVICE_MATRIX[variant](forge, claims, target.caller, target.caller)
-    response = http.request(target.method, target.url(system), headers={"X-Service-Token": token})
+    response = send(http, target.method, target.url(system), {"X-Service-Token": token})
     judge.refused(response, refusal_for(variant), f"{target.id} with {variant}")
 
 
