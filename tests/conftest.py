@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from stack.kafka import default_run_dir, ensure_kafka_libs
-from stack.runner import Stack, free_port_block, pid_alive
+from stack.runner import Stack
 from stack.smtp_sink import MailRecord, read_mailbox
+from stack.testing import running_stack
 
 T = TypeVar("T")
 
@@ -93,38 +93,8 @@ def eventually(check: Callable[[], T], what: str, within: float = 10.0, interval
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The running, seeded system; stopped (every process gone) at the end of the session."""
-    run_dir = tmp_path_factory.mktemp("e2e-stack")
-    # One block: services base..base+5, then Kafka, its controller and the SMTP sink.
-    base = free_port_block(9)
-    log_file = run_dir / "stack.log"
-
-    def say(line: str) -> None:
-        with log_file.open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-
-    stack = Stack(
-        run_dir,
-        base_port=base,
-        kafka_port=base + 6,
-        kafka_controller_port=base + 7,
-        smtp_port=base + 8,
-        env_overrides=ENV_OVERRIDES,
-        kafka_libs_dir=ensure_kafka_libs(default_run_dir()),
-        say=say,
-    )
-    try:
-        stack.start(timeout=180)
-    except BaseException:
-        stack.close()
-        print(f"the test stack did not start; its log: {log_file}, process logs: {stack.logs_dir}")
-        raise
-    pids = [pid for name in [*stack.service_names, "kafka", "smtp"] if (pid := stack.pid(name))]
-    try:
+    with running_stack(tmp_path_factory.mktemp("e2e-stack"), ENV_OVERRIDES, timeout=180) as stack:
         yield stack
-    finally:
-        stack.close()
-        left = [pid for pid in pids if pid_alive(pid)]
-        assert not left, f"processes of the test stack still running after stop: {left}"
 
 
 @pytest.fixture(scope="session")

@@ -25,8 +25,9 @@ from typing import Any
 import httpx
 import pytest
 
-from stack.kafka import default_run_dir, ensure_kafka_libs
-from stack.runner import Stack, free_port_block
+from stack.kafka import default_run_dir
+from stack.runner import Stack
+from stack.testing import running_stack
 
 from .ledger import Audit, Booking, Ledger, poll
 
@@ -116,34 +117,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 @pytest.fixture(scope="session")
 def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The chaos suite's own running, seeded system."""
-    run_dir = tmp_path_factory.mktemp("chaos-stack")
-    base = free_port_block(9)
-    log_file = run_dir / "stack.log"
-
-    def say(line: str) -> None:
-        with log_file.open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-
-    stack = Stack(
-        run_dir,
-        base_port=base,
-        kafka_port=base + 6,
-        kafka_controller_port=base + 7,
-        smtp_port=base + 8,
-        env_overrides=CHAOS_ENV,
-        kafka_libs_dir=ensure_kafka_libs(default_run_dir()),
-        say=say,
-    )
-    try:
-        stack.start(timeout=240)
-    except BaseException:
-        stack.close()
-        print(f"the chaos stack did not start; its log: {log_file}, process logs: {stack.logs_dir}")
-        raise
-    try:
+    with running_stack(tmp_path_factory.mktemp("chaos-stack"), CHAOS_ENV, timeout=240) as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 @dataclass

@@ -1,0 +1,51 @@
+"""A whole stack for a test session: free ports, seeded, every process gone afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from stack.kafka import default_run_dir, ensure_kafka_libs
+from stack.procs import pid_alive
+from stack.runner import Stack, free_port_block
+
+
+@contextmanager
+def running_stack(run_dir: Path, env_overrides: Mapping[str, str], timeout: float) -> Iterator[Stack]:
+    """Start Kafka, the SMTP sink and the six services in ``run_dir``; stop them all on exit.
+
+    Ports come from one free block below the ephemeral range (services base..base+5, then Kafka,
+    its controller and the SMTP sink), so the stack never clashes with ``make up``. Progress goes
+    to ``run_dir/stack.log``. On exit it checks that no process of the stack is left.
+    """
+    base = free_port_block(9)
+    log_file = run_dir / "stack.log"
+
+    def say(line: str) -> None:
+        with log_file.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    stack = Stack(
+        run_dir,
+        base_port=base,
+        kafka_port=base + 6,
+        kafka_controller_port=base + 7,
+        smtp_port=base + 8,
+        env_overrides=env_overrides,
+        kafka_libs_dir=ensure_kafka_libs(default_run_dir()),
+        say=say,
+    )
+    try:
+        stack.start(timeout=timeout)
+    except BaseException:
+        stack.close()
+        print(f"the test stack did not start; its log: {log_file}, process logs: {stack.logs_dir}")
+        raise
+    pids = [pid for name in [*stack.service_names, "kafka", "smtp"] if (pid := stack.pid(name))]
+    try:
+        yield stack
+    finally:
+        stack.close()
+        left = [pid for pid in pids if pid_alive(pid)]
+        assert not left, f"processes of the test stack still running after stop: {left}"
