@@ -14,7 +14,7 @@ from kafka.structs import TopicPartition
 from common.context import TraceContext, request_id_var, traceparent_var
 from common.messaging import PermanentError
 
-from .conftest import make_message, metric, read_topic, wait_for
+from .conftest import FAST_CONSUMER, make_message, metric, read_topic, wait_for
 
 pytestmark = pytest.mark.kafka
 
@@ -282,3 +282,57 @@ def test_unwritable_dlq_blocks_the_partition_instead_of_losing_the_message(
     [dead] = read_topic(bootstrap, dlq, 1)
     assert dead.value == poison.value
     assert _committed(bootstrap, runner.name, tp) == sent.offset + 2
+
+
+def _group_members(bootstrap: str, group: str) -> int:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return sum(len(g["members"]) for g in admin.describe_groups([group]).values())
+    finally:
+        admin.close()
+
+
+def test_consumer_dropped_from_its_group_mid_message_rejoins_and_the_redelivery_is_a_duplicate(
+    kafka_broker, service, codec, topic, produce, make_runner
+) -> None:
+    """Fault 8: the offset commit after a long stall fails (CommitFailed); nothing crashes or doubles."""
+    bootstrap = kafka_broker.bootstrap_servers
+    messages = [make_message(codec, "res-1") for _ in range(3)]  # one key: one partition, in order
+    sent = [produce(topic, m.key, m.value, m.headers) for m in messages]
+    tp = TopicPartition(topic, sent[0].partition)
+    calls: list[str] = []
+    record = recording_handler(service, calls)
+    stalled, release = threading.Event(), threading.Event()
+
+    def handler(session, envelope, payload) -> None:
+        record(session, envelope, payload)
+        if len(calls) == 1:
+            stalled.set()
+            release.wait(timeout=120)  # past max_poll_interval_ms: the client leaves the group
+
+    # A short poll interval stands in for a consumer frozen past its session timeout: either way
+    # the group moves on without it and its next offset commit is refused.
+    config = {**FAST_CONSUMER, "max_poll_interval_ms": 6_000}
+    runner = make_runner([topic], {"ReservationCreated": handler}, consumer_config=config)
+    wait_for(stalled.is_set, what="the first message to stall its handler")
+    wait_for(
+        lambda: _group_members(bootstrap, runner.name) == 0,
+        timeout=60,
+        what="the stalled member to leave its group",
+    )
+    release.set()
+
+    wait_for(
+        lambda: _committed(bootstrap, runner.name, tp) == sent[-1].offset + 1,
+        timeout=60,
+        what="the partition committed to its end",
+    )
+    assert outcome(runner, topic, "applied") == 3
+    # Only the stalled message comes back: the member that lost the partition dropped the rest
+    # of its batch instead of working on (and failing to commit) messages it no longer owned.
+    assert outcome(runner, topic, "duplicate") == 1
+    assert runner.running, "the runner crashed instead of rejoining"
+    assert calls == [m.envelope.event_id for m in messages]  # the handler never saw the redelivery
+    assert service.effect_count() == 3
+    for message in messages:
+        assert service.processed_count(runner.name, message.envelope.event_id) == 1
