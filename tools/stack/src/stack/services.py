@@ -17,6 +17,12 @@ HOST = "127.0.0.1"
 MANAGEMENT_OFFSET = 1000
 # The Host headers services answer in the stack (anything else: 400), see docs/security.md.
 ALLOWED_HOSTS = '["127.0.0.1", "localhost"]'
+# Every service serves these on its main port (common.app_factory); deployments probe them too
+# (docker-compose.yml, deploy/k8s): ready gates traffic, live only says the process answers.
+READY_PATH = "/health/ready"
+LIVE_PATH = "/health/live"
+# The port of the first service (gateway) when nothing else is asked for: 8000 + offset.
+DEFAULT_BASE_PORT = 8000
 
 
 @dataclass(frozen=True)
