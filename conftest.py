@@ -16,7 +16,7 @@ import pytest
 from common.messaging import AvroCodec
 from common.testing.events import EventPublisher
 from stack.kafka import KafkaBroker, default_run_dir, ensure_kafka_libs
-from stack.runner import free_port_block
+from stack.ports import free_port_block
 
 _KAFKA_FIXTURES = frozenset({"kafka_broker", "kafka_bootstrap"})
 BROKER_START_TIMEOUT_S = 240  # a JVM on a loaded 2-core machine; ~5-15 s otherwise

@@ -23,8 +23,8 @@ from kafka.structs import TopicPartition
 
 from common.messaging import AvroCodec
 from common.messaging.envelope import Envelope, utc_now_iso
+from stack.ports import free_port_block
 from stack.procs import spawn
-from stack.runner import free_port_block
 
 from .conftest import User, World, assert_clean, booking_of
 from .ledger import Booking, poll

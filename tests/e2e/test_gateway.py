@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from stack.runner import ProcessHandle, Stack, free_port_block, probe
+from stack.ports import free_port_block, probe
+from stack.procs import ProcessHandle
+from stack.runner import Stack
 
 from .conftest import User, assert_problem
 

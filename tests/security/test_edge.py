@@ -21,7 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from stack.runner import ProcessHandle, Stack, free_port_block
+from stack.ports import free_port_block
+from stack.procs import ProcessHandle
+from stack.runner import Stack
 from stack.services import spec
 
 from ..conftest import PASSWORD, eventually

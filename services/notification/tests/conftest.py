@@ -20,7 +20,7 @@ from common.testing.events import start_groups_at_end
 from common.testing.tokens import TestUsers
 from notification_service.app import create_app
 from notification_service.settings import NotificationSettings
-from stack.kafka import free_port
+from stack.ports import free_port_block
 from stack.smtp_sink import MailRecord, SmtpSink
 
 MIGRATIONS = Path(notification_service.__file__).parent / "migrations"
@@ -53,7 +53,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: s
             env="test",
             kafka_bootstrap_servers=kafka_bootstrap,
             service_keys_dir=tmp_path / "keys",
-            smtp_port=free_port(),
+            smtp_port=free_port_block(1),
             smtp_timeout_s=5.0,
             mail_poll_interval_s=0.1,
             mail_backoff_base_s=0.1,

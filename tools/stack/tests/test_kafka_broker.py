@@ -19,8 +19,8 @@ from stack.kafka import (
     default_run_dir,
     ensure_kafka_libs,
     ensure_topics,
-    free_port,
 )
+from stack.ports import free_port_block
 
 
 def _port_open(port: int) -> bool:
@@ -85,6 +85,7 @@ def test_ensure_topics_creates_topic_and_dlq_with_three_partitions_idempotently(
 
 
 @pytest.mark.kafka
+@pytest.mark.timeout(600)  # a JVM restart on a loaded 2-core machine took more than 60 s
 def test_messages_survive_a_broker_stop_and_start(kafka_broker: KafkaBroker) -> None:
     bootstrap = kafka_broker.bootstrap_servers
     topic = f"t.restart.{uuid.uuid4().hex[:8]}"
@@ -106,7 +107,7 @@ def test_messages_survive_a_broker_stop_and_start(kafka_broker: KafkaBroker) -> 
     assert not _port_open(kafka_broker.port)
     assert not _port_open(kafka_broker.controller_port)
 
-    kafka_broker.start()
+    kafka_broker.start(timeout=240)
     assert kafka_broker.is_running
     assert kafka_broker.pid != pid
     # The log survived: a new group reads every earlier message again...
@@ -123,7 +124,7 @@ def test_messages_survive_a_broker_stop_and_start(kafka_broker: KafkaBroker) -> 
 @pytest.mark.kafka
 def test_start_fails_fast_when_the_port_is_taken(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
     libs = ensure_kafka_libs(default_run_dir())
-    other = KafkaBroker(tmp_path, port=kafka_broker.port, controller_port=free_port(), libs_dir=libs)
+    other = KafkaBroker(tmp_path, port=kafka_broker.port, controller_port=free_port_block(1), libs_dir=libs)
     with pytest.raises(KafkaStartError, match="already in use"):
         other.start()
     assert not other.is_running
@@ -161,9 +162,9 @@ def test_missing_java_and_maven_give_a_clear_error(tmp_path: Path, monkeypatch: 
 
 
 def test_a_non_kafka_data_folder_is_refused_not_wiped(tmp_path: Path) -> None:
-    broker = KafkaBroker(
-        tmp_path, port=free_port(), controller_port=free_port(), libs_dir=ensure_kafka_libs(default_run_dir())
-    )
+    port = free_port_block(2)
+    libs = ensure_kafka_libs(default_run_dir())
+    broker = KafkaBroker(tmp_path, port=port, controller_port=port + 1, libs_dir=libs)
     broker.data_dir.mkdir(parents=True)
     (broker.data_dir / "precious.txt").write_text("keep me")
     with pytest.raises(KafkaSetupError, match=r"meta\.properties"):

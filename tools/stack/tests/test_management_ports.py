@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from stack.runner import PortInUseError, Stack, check_ports_free
+from stack.errors import PortInUseError
+from stack.ports import check_ports_free
+from stack.runner import Stack
 from stack.services import SERVICE_NAMES, service_env, spec
 
 

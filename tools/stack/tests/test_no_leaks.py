@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from stack.kafka import default_run_dir, ensure_kafka_libs, repo_root
-from stack.procs import pid_alive, spawn
-from stack.runner import free_port_block, port_in_use, read_pid, read_state
+from stack.ports import free_port_block, port_in_use
+from stack.procs import pid_alive, read_pid, spawn
 from stack.services import spec
+from stack.shutdown import read_state
 
 from .polling import wait_for
 

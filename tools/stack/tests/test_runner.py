@@ -17,24 +17,13 @@ import httpx
 import pytest
 
 from stack.cli import main
-from stack.kafka import default_run_dir, ensure_kafka_libs, free_port
-from stack.runner import (
-    STACK_PID_FILE,
-    PortInUseError,
-    ProcessHandle,
-    Stack,
-    StackError,
-    _seed_report,
-    check_ports_free,
-    cleanup_leftovers,
-    down,
-    free_port_block,
-    pid_alive,
-    port_in_use,
-    probe,
-    read_pid,
-)
+from stack.errors import PortInUseError, StackError
+from stack.kafka import default_run_dir, ensure_kafka_libs
+from stack.ports import check_ports_free, free_port_block, port_in_use, probe
+from stack.procs import ProcessHandle, pid_alive, read_pid
+from stack.runner import Stack, _seed_report
 from stack.services import SERVICE_NAMES, all_topics, service_env, spec
+from stack.shutdown import STACK_PID_FILE, cleanup_leftovers, down
 
 PY = sys.executable
 START_TIMEOUT_S = 300  # a cold JVM and six services on a loaded 2-core machine; green is usually ~20 s
@@ -183,7 +172,7 @@ def test_port_in_use_sees_a_listener_and_names_it() -> None:
 
         assert port_in_use(port)
         with pytest.raises(PortInUseError, match=rf"{port} \(room\)"):
-            check_ports_free({"room": port, "gateway": free_port()})
+            check_ports_free({"room": port, "gateway": free_port_block(1)})
     assert not port_in_use(port)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stack.kafka import free_port
+from stack.ports import free_port_block
 from stack.smtp_sink import SmtpSink, read_mailbox, wait_for_mailbox
 
 
@@ -24,7 +24,7 @@ def mailbox(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def sink(mailbox: Path) -> Iterator[SmtpSink]:
-    with SmtpSink(port=free_port(), mailbox=mailbox) as running:
+    with SmtpSink(port=free_port_block(1), mailbox=mailbox) as running:
         yield running
 
 
@@ -95,7 +95,7 @@ def test_read_mailbox_tolerates_a_missing_file_and_a_half_written_line(tmp_path:
 
 
 def test_cli_runs_until_sigterm_and_other_processes_read_its_mailbox(mailbox: Path) -> None:
-    port = free_port()
+    port = free_port_block(1)
     proc = subprocess.Popen(
         [sys.executable, "-m", "stack.smtp_sink", "--port", str(port), "--mailbox", str(mailbox)],
         stdout=subprocess.PIPE,

@@ -15,23 +15,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
+from stack.console import echo
 from stack.control import ACTIONS, ControlError, send
+from stack.errors import StackError, StackInterrupted
 from stack.kafka import KafkaSetupError, KafkaStartError, default_run_dir
-from stack.runner import (
-    STACK_PID_FILE,
-    Stack,
-    StackError,
-    StackInterrupted,
-    down,
-    echo,
-    owns_pid,
-    port_open,
-    probe,
-    read_pid,
-    read_state,
-    write_runner_pid,
-)
-from stack.services import HOST, SERVICE_NAMES, spec
+from stack.ports import HOST, port_open, probe
+from stack.procs import owns_pid, read_pid
+from stack.runner import Stack
+from stack.services import SERVICE_NAMES, spec
+from stack.shutdown import STACK_PID_FILE, down, read_state, write_runner_pid
 
 
 def _run_dir(arg: Path | None) -> Path:

@@ -1,5 +1,8 @@
 """``stack stop|start|restart|pause|resume <name>``: control a running stack from any terminal.
 
+``Control`` is the layer of ``Stack`` that does it (``stop_service``, ``start_service``,
+``pause`` …); the rest of this module carries requests from another terminal to it.
+
 The command drops a request file into ``<run_dir>/control/``; the runner's supervision loop
 (``Stack.watch``, every 0.5 s) picks it up, carries it out with the same ``Stack`` methods the
 tests use, and writes the reply beside it. Files rather than a socket: nothing more to bind,
@@ -10,17 +13,29 @@ One request at a time: the loop does them in order of arrival.
 from __future__ import annotations
 
 import json
+import signal
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from stack.runner import Stack
+from stack.base import Restarts, StackBase
+from stack.errors import PortInUseError, StackError
+from stack.ports import HOST, check_ports_free, port_in_use, port_open, probe
+from stack.procs import signal_group
 
-__all__ = ["ACTIONS", "CONTROL_DIR", "ControlError", "Request", "clear_requests", "send", "serve_requests"]
+__all__ = [
+    "ACTIONS",
+    "CONTROL_DIR",
+    "Control",
+    "ControlError",
+    "Request",
+    "clear_requests",
+    "send",
+    "serve_requests",
+]
 
 ACTIONS = ("stop", "start", "restart", "pause", "resume")
 CONTROL_DIR = "control"
@@ -104,7 +119,7 @@ def pending(run_dir: Path) -> list[Request]:
     return found
 
 
-def perform(stack: Stack, action: str, name: str, timeout: float) -> str:
+def perform(stack: Control, action: str, name: str, timeout: float) -> str:
     """Do one request with the ``Stack`` methods; the sentence the command prints."""
     before = stack.pid(name)
     if action == "stop":
@@ -126,7 +141,7 @@ def perform(stack: Stack, action: str, name: str, timeout: float) -> str:
     raise ControlError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
 
 
-def serve_requests(stack: Stack) -> None:
+def serve_requests(stack: Control) -> None:
     """Carry out every waiting request in order and answer each (called by ``Stack.watch``)."""
     for request in pending(stack.run_dir):
         try:
@@ -146,3 +161,153 @@ def clear_requests(run_dir: Path) -> None:
     for path in folder.iterdir() if folder.is_dir() else []:
         if path.is_file():
             path.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- the stack's side
+
+
+class Control(StackBase):
+    """One process at a time (labs, ``stack stop|start|...``, chaos tests), for a ``Stack``."""
+
+    def stop_service(self, name: str, timeout: float | None = None) -> None:
+        """Stop a service, ``"kafka"`` or ``"smtp"`` (SIGTERM, then SIGKILL after ``timeout``).
+
+        It stays down (the watcher does not restart it) until ``start_service(name)``.
+        """
+        self._known(name)
+        grace = self.stop_timeout if timeout is None else timeout
+        self._paused.discard(name)  # stopping resumes it first (SIGCONT after SIGTERM)
+        if name == "kafka":
+            self._kafka_wanted = False
+            self._kafka_restarts = Restarts()
+            self.broker.stop(max(grace, 20.0))  # a clean broker shutdown takes longer
+        elif name == "smtp":
+            self._smtp_wanted = False
+            self._smtp_restarts = Restarts()
+            self.smtp.stop(grace)
+        else:
+            svc = self._services[name]
+            svc.wanted = svc.serving = False
+            svc.ready = None
+            for handle in (svc.serve, svc.migrate):
+                if handle.running:
+                    handle.stop(grace)
+        self._say(f"{name} stopped")
+        self._write_state()
+
+    def start_service(
+        self,
+        name: str,
+        wait_ready: bool = True,
+        timeout: float = 60.0,
+        env_overrides: Mapping[str, str] | None = None,
+        migrate: bool = True,
+    ) -> None:
+        """Start a stopped service, ``"kafka"`` or ``"smtp"``; with ``wait_ready`` return once it serves.
+
+        A service is migrated first; ``migrate=False`` skips that (a restart of a service whose
+        database is at head: faster). ``env_overrides`` change the service's environment from
+        now on (e.g. a lab restarts room with fault injection on); later restarts by the watcher
+        keep them. Kafka is always waited for (its clients need it registered, not just bound).
+        """
+        self._known(name)
+        if name == "kafka":
+            self._start_kafka(timeout)
+        elif name == "smtp":
+            self._start_smtp(timeout if wait_ready else None)
+        else:
+            self._start_one_service(name, wait_ready, timeout, env_overrides or {}, migrate)
+        self._say(f"{name} started (pid {self.pid(name)})")
+        self._write_state()
+
+    def restart_service(self, name: str, timeout: float = 60.0, wait_ready: bool = True) -> None:
+        """``stop_service`` then ``start_service`` (a service is not migrated again)."""
+        self.stop_service(name)
+        self.start_service(name, wait_ready=wait_ready, timeout=timeout, migrate=False)
+
+    def pause(self, name: str) -> None:
+        """Freeze a running process (SIGSTOP to its process group): it holds its port and its
+        connections but answers nothing, like a hung process, until ``resume(name)``."""
+        pid = self.pid(self._known(name))
+        if pid is None:
+            raise StackError(f"{name} is not running")
+        signal_group(pid, signal.SIGSTOP)
+        self._paused.add(name)
+        self._say(f"{name} paused (pid {pid}): `stack resume {name}` continues it")
+        self._write_state()
+
+    def resume(self, name: str) -> None:
+        """Continue a process frozen by ``pause`` (SIGCONT)."""
+        pid = self.pid(self._known(name))
+        if pid is None:
+            raise StackError(f"{name} is not running")
+        signal_group(pid, signal.SIGCONT)
+        self._paused.discard(name)
+        self._say(f"{name} resumed (pid {pid})")
+        self._write_state()
+
+    def _start_kafka(self, timeout: float) -> None:
+        if self.broker.is_running:
+            raise StackError(f"kafka is already running (pid {self.broker.pid})")
+        self._kafka_wanted = False  # the watcher must not start it meanwhile
+        with self._blocking():
+            self.broker.start(timeout=timeout)
+        self._kafka_restarts = Restarts()
+        self._kafka_started_at = time.monotonic()
+        self._kafka_given_up = False
+        self._kafka_wanted = True
+
+    def _start_smtp(self, timeout: float | None) -> None:
+        if self.smtp.running:
+            raise StackError(f"smtp is already running (pid {self.smtp.pid})")
+        if port_in_use(self.smtp_port):
+            raise PortInUseError(f"port {self.smtp_port} (smtp sink) is already in use on {HOST}")
+        self._smtp_restarts = Restarts()
+        self.smtp.start()
+        self._smtp_wanted = True
+        if timeout is None:
+            return
+        deadline = time.monotonic() + timeout
+        while not port_open(self.smtp_port):
+            if not self.smtp.running:
+                raise StackError(
+                    f"the SMTP sink exited with code {self.smtp.returncode}; "
+                    f"last lines of {self.smtp.log_path}:\n{self.smtp.tail()}"
+                )
+            if time.monotonic() >= deadline:
+                raise StackError(f"the SMTP sink does not listen on {self.smtp_port} after {timeout:.0f} s")
+            self._pause_or_interrupt(0.1)
+
+    def _start_one_service(
+        self, name: str, wait_ready: bool, timeout: float, env_overrides: Mapping[str, str], migrate: bool
+    ) -> None:
+        svc = self._services[name]
+        for handle in (svc.migrate, svc.serve):
+            assert handle.env is not None
+            handle.env.update(env_overrides)
+        if svc.serve.running:
+            raise StackError(f"{name} is already running (pid {svc.serve.pid})")
+        check_ports_free({name: self.port(name), f"{name} management": self.management_port(name)})
+        deadline = time.monotonic() + timeout
+        svc.wanted = True
+        svc.restarts = Restarts()
+        if migrate:
+            svc.migrate.command = svc.spec.command(sys.executable, "migrate")  # seeded at start already
+            svc.migrate.start()
+            while svc.migrate.running:
+                if time.monotonic() >= deadline:
+                    svc.migrate.stop(self.stop_timeout)
+                    raise StackError(f"{name}: migration did not finish within {timeout:.0f} s")
+                self._pause_or_interrupt(0.1)
+            self._check_migration(svc)
+        self._start_serving(svc)
+        if not wait_ready:
+            return
+        while True:
+            self._check_alive(svc)
+            svc.ready = probe(self.url(name), self._http)
+            if svc.ready.ready:
+                return
+            if time.monotonic() >= deadline:
+                raise StackError(self._not_ready_report([svc], timeout))
+            self._pause_or_interrupt(0.2)

@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,8 @@ from typing import Any, Self
 import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient
 
-from stack.procs import command_line, pid_alive, port_open, run, signal_group, spawn, tail
+from stack.ports import HOST, port_open
+from stack.procs import ProcessHandle, command_line, pid_alive, read_pid, run, signal_group
 
 __all__ = [
     "DLQ_SUFFIX",
@@ -49,7 +49,6 @@ __all__ = [
     "default_run_dir",
     "ensure_kafka_libs",
     "ensure_topics",
-    "free_port",
     "new_cluster_id",
     "repo_root",
 ]
@@ -60,7 +59,6 @@ Progress = Callable[[str], None]
 """Receives one human-readable progress line (e.g. the runner prints it)."""
 
 DLQ_SUFFIX = ".dlq"
-HOST = "127.0.0.1"
 NODE_ID = 1
 PROGRESS_EVERY_S = 5.0  # how often a starting broker is reported
 LOG_TAIL_LINES = 40
@@ -102,14 +100,6 @@ def repo_root() -> Path:
 def default_run_dir() -> Path:
     """The git-ignored run folder of the repository (``<repo>/.run``)."""
     return repo_root() / ".run"
-
-
-def free_port(host: str = HOST) -> int:
-    """A TCP port that is free right now (the OS picks it; good enough for tests)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def new_cluster_id() -> str:
@@ -377,8 +367,7 @@ class KafkaBroker:
         """Wall time of the last successful ``start()`` (format included), for reports."""
         self._libs_dir = Path(libs_dir) if libs_dir is not None else None
         self._progress = progress
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log_offset = 0
+        self._proc: ProcessHandle | None = None
         self._lock = threading.RLock()
 
     # -- public API ------------------------------------------------------------------------
@@ -391,7 +380,7 @@ class KafkaBroker:
     @property
     def is_running(self) -> bool:
         """True while the broker process started by this object is alive."""
-        return self._proc is not None and self._proc.poll() is None
+        return self._proc is not None and self._proc.running
 
     @property
     def pid(self) -> int | None:
@@ -445,9 +434,9 @@ class KafkaBroker:
         """SIGKILL the broker, as a crash would (labs and recovery tests)."""
         with self._lock:
             proc = self._proc
-            if proc is not None and proc.poll() is None:
+            if proc is not None and proc.pid is not None and proc.running:
                 signal_group(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+                proc.wait_stopped(time.monotonic() + 10)
             self._forget()
 
     def restart(self, timeout: float = 60.0) -> None:
@@ -570,18 +559,13 @@ class KafkaBroker:
             "kafka.Kafka",
             str(self.properties_path),
         ]
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as out:
-            self._log_offset = out.tell()
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            out.write(f"--- {stamp} starting Kafka broker on {self.bootstrap_servers}\n".encode())
-            out.flush()
-            # Own session: Ctrl-C in the terminal reaches the runner, which stops the broker
-            # in order, instead of killing the broker under the services. And it dies with its
-            # parent however that dies (a killed test session leaks no JVM).
-            self._proc = spawn(cmd, stdout=out, cwd=self.state_dir)
-        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        self.pid_file.write_text(f"{self._proc.pid}\n", encoding="utf-8")
+        # Own session: Ctrl-C in the terminal reaches the runner, which stops the broker in
+        # order, instead of killing the broker under the services. And it dies with its parent
+        # however that dies (a killed test session leaks no JVM). The handle writes the pid file.
+        self._proc = ProcessHandle(
+            "kafka", cmd, log_path=self.log_file, pid_path=self.pid_file, cwd=self.state_dir
+        )
+        self._proc.start()
         atexit.register(self._stop_at_exit)
 
     def _wait_ready(self, deadline: float, timeout: float) -> None:
@@ -590,9 +574,9 @@ class KafkaBroker:
         began = next_report = time.monotonic()
         next_report += PROGRESS_EVERY_S
         while True:
-            code = proc.poll()
+            code = proc.returncode
             if code is not None:
-                last = tail(self.log_file, LOG_TAIL_LINES, self._log_offset)
+                last = proc.tail(LOG_TAIL_LINES)
                 hint = ""
                 if "UnsupportedClassVersionError" in last:
                     hint = "\nKafka 4 needs Java 17 or newer."
@@ -604,7 +588,7 @@ class KafkaBroker:
             remaining = deadline - now
             listening = port_open(self.port)
             if remaining <= 0:
-                last = tail(self.log_file, LOG_TAIL_LINES, self._log_offset)
+                last = proc.tail(LOG_TAIL_LINES)
                 raise KafkaStartError(
                     f"Kafka broker not ready on {self.bootstrap_servers} within {timeout:.0f} s "
                     f"(pid {proc.pid}, {'listening' if listening else 'not listening yet'}); "
@@ -621,7 +605,7 @@ class KafkaBroker:
             time.sleep(0.2)
 
     def _progress_line(self, waited: float, listening: bool) -> str:
-        last = tail(self.log_file, 1, self._log_offset)
+        last = self._proc.tail(1) if self._proc is not None else ""
         if len(last) > 100:
             last = last[:97] + "..."
         state = "listening, waiting for the broker to register" if listening else "JVM starting"
@@ -629,15 +613,10 @@ class KafkaBroker:
 
     def _terminate(self, timeout: float) -> None:
         proc = self._proc
-        if proc is not None and proc.poll() is None:
-            signal_group(proc.pid, signal.SIGTERM)
-            signal_group(proc.pid, signal.SIGCONT)  # a paused broker handles SIGTERM only once resumed
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("Kafka broker (pid %s) ignored SIGTERM for %.0f s; killing", proc.pid, timeout)
-                signal_group(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        pid = proc.pid if proc is not None else None
+        # SIGTERM (and SIGCONT: a paused broker handles it only once resumed), SIGKILL at timeout.
+        if proc is not None and proc.running and proc.stop(timeout):
+            log.warning("Kafka broker (pid %s) ignored SIGTERM for %.0f s: killed", pid, timeout)
         self._forget()
 
     def _forget(self) -> None:
@@ -652,9 +631,8 @@ class KafkaBroker:
 
     def _stop_leftover(self) -> None:
         """Stop a broker that an earlier, crashed run of this same folder left behind."""
-        try:
-            pid = int(self.pid_file.read_text(encoding="utf-8").strip())
-        except (OSError, ValueError):
+        pid = read_pid(self.pid_file)
+        if pid is None:
             return
         command = (command_line(pid) or "") if pid_alive(pid) else ""
         if "kafka.Kafka" in command and str(self.properties_path) in command:

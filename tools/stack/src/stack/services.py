@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-HOST = "127.0.0.1"
+from stack.ports import HOST
+
 # Management ports (/metrics, internal docs) sit this far above the main ones: 8003 -> 9003.
 MANAGEMENT_OFFSET = 1000
 # The Host headers services answer in the stack (anything else: 400), see docs/security.md.

@@ -7,8 +7,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stack.kafka import default_run_dir, ensure_kafka_libs
+from stack.ports import free_port_block
 from stack.procs import pid_alive
-from stack.runner import Stack, free_port_block
+from stack.runner import Stack
 
 
 @contextmanager

@@ -1,0 +1,387 @@
+"""What a ``Stack`` knows about its processes, and the helpers every layer of it shares.
+
+The stack is one class built in layers, one concept each: ``StackBase`` (this module: the
+processes, their addresses and states, the state file), ``stack.control.Control`` (stop, start,
+pause one process), ``stack.supervision.Supervision`` (the watch loop: crashes, restarts) and
+``stack.runner.Stack`` (starting and stopping the whole).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from stack.console import Say, echo
+from stack.errors import StackError, StackInterrupted
+from stack.kafka import KafkaBroker
+from stack.ports import HOST, Readiness
+from stack.procs import ProcessHandle
+from stack.services import SERVICES, ServiceSpec, service_env, spec
+from stack.shutdown import PIDS_DIR, STATE_FILE
+
+__all__ = ["ManagedService", "Restarts", "StackBase"]
+
+RESTART_BACKOFF_MAX_S = 30.0
+STABLE_AFTER_S = 60.0  # a process that ran this long has its crash counter reset
+
+
+@dataclass
+class Restarts:
+    """Crash bookkeeping for one supervised process: exponential backoff, reset when stable."""
+
+    crashes: int = 0
+    next_at: float | None = None
+
+    def crashed(self, ran_for: float) -> float:
+        if ran_for >= STABLE_AFTER_S:
+            self.crashes = 0
+        self.crashes += 1
+        delay = min(2.0 ** (self.crashes - 1), RESTART_BACKOFF_MAX_S)
+        self.next_at = time.monotonic() + delay
+        return delay
+
+
+@dataclass
+class ManagedService:
+    """One service of a stack: its migrate (or seed) and serve processes, and what is wanted of it."""
+
+    spec: ServiceSpec
+    migrate: ProcessHandle
+    serve: ProcessHandle
+    wanted: bool = False  # False after stop_service(): the watcher must not restart it
+    serving: bool = False  # the serve process was started (after a successful migration)
+    ready: Readiness | None = None
+    restarts: Restarts | None = None
+
+
+class StackBase:
+    """The state of a stack of Kafka, the SMTP sink and the services; see ``stack.runner.Stack``."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        kafka_port: int = 9092,
+        kafka_controller_port: int | None = None,
+        base_port: int = 8000,
+        smtp_port: int = 1025,
+        env_overrides: Mapping[str, str] | None = None,
+        services: Sequence[str] | None = None,
+        kafka_libs_dir: Path | None = None,
+        log_level: str = "INFO",
+        stop_timeout: float = 10.0,
+        say: Say | None = echo,
+        demo_data: bool = True,
+    ) -> None:
+        self.run_dir = Path(run_dir).resolve()
+        self.demo_data = demo_data
+        """Seed the demo data at start (idempotent: a second start adds nothing)."""
+        self.base_port = base_port
+        self.smtp_port = smtp_port
+        self.env_overrides = dict(env_overrides or {})
+        self.log_level = log_level
+        self.stop_timeout = stop_timeout
+        self.logs_dir = self.run_dir / "logs"
+        self.pids_dir = self.run_dir / PIDS_DIR
+        self.mailbox_path = self.run_dir / "mail" / "mailbox.jsonl"
+        self.kafka_libs_dir = kafka_libs_dir
+        self.started_in: float | None = None
+        """Seconds from ``start()`` to every service ready (Kafka jar download excluded)."""
+        self._say_fn = say
+        self._t0 = time.monotonic()
+        self._stop_requested = threading.Event()
+        self._launcher_stop = threading.Event()
+        self._proc_lock = threading.Lock()
+        self._blocking_depth = 0
+        self._stopping = False
+        self._started = False
+        self.broker = KafkaBroker(
+            self.run_dir,
+            port=kafka_port,
+            controller_port=kafka_controller_port,
+            log_file=self.logs_dir / "kafka.log",
+            progress=self._say,
+            pid_file=self.pids_dir / "kafka.pid",
+        )
+        self._kafka_restarts = Restarts()
+        self._kafka_started_at = 0.0
+        self._kafka_given_up = False
+        # Kafka and the SMTP sink are supervised while "wanted": False before start and after a
+        # stop_service(), so the watcher keeps them down. Paused processes (SIGSTOP) by name:
+        self._kafka_wanted = False
+        self._smtp_wanted = False
+        self._paused: set[str] = set()
+        self.smtp = ProcessHandle(
+            "smtp",
+            [
+                sys.executable,
+                "-m",
+                "stack.smtp_sink",
+                "--port",
+                str(smtp_port),
+                "--mailbox",
+                str(self.mailbox_path),
+            ],
+            log_path=self.logs_dir / "smtp.log",
+            pid_path=self.pids_dir / "smtp.pid",
+            env=self._base_env(),
+        )
+        self._smtp_restarts = Restarts()
+        names = list(services) if services is not None else [s.name for s in SERVICES]
+        self._services: dict[str, ManagedService] = {}
+        for name in names:
+            svc_spec = spec(name)
+            env = self._service_env(svc_spec)
+            self._services[name] = ManagedService(
+                svc_spec,
+                migrate=ProcessHandle(
+                    f"{name}-migrate",
+                    svc_spec.command(sys.executable, "migrate"),
+                    log_path=self.log_path(name),
+                    pid_path=self.pids_dir / f"{name}-migrate.pid",
+                    env=env,
+                ),
+                serve=ProcessHandle(
+                    name,
+                    svc_spec.command(sys.executable, "serve"),
+                    log_path=self.log_path(name),
+                    pid_path=self.pids_dir / f"{name}.pid",
+                    env=env,
+                ),
+            )
+        self._http = httpx.Client(timeout=3.0)
+        self._pool = ThreadPoolExecutor(max_workers=max(len(self._services), 1), thread_name_prefix="probe")
+
+    # -- addresses -------------------------------------------------------------------------
+
+    @property
+    def service_names(self) -> list[str]:
+        """The services this stack runs, in catalogue order."""
+        return list(self._services)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Kafka's ``host:port`` for clients."""
+        return self.broker.bootstrap_servers
+
+    @property
+    def kafka_port(self) -> int:
+        """Kafka's client port."""
+        return self.broker.port
+
+    def port(self, name: str) -> int:
+        """The HTTP port of service ``name``."""
+        return spec(name).port(self.base_port)
+
+    def url(self, name: str) -> str:
+        """``http://127.0.0.1:<port>`` of service ``name``."""
+        return f"http://{HOST}:{self.port(name)}"
+
+    def management_port(self, name: str) -> int:
+        """The management port of service ``name`` (``/metrics``, internal docs)."""
+        return spec(name).management_port(self.base_port)
+
+    def management_url(self, name: str) -> str:
+        """``http://127.0.0.1:<management port>`` of service ``name``, e.g. ``…:9003`` for room."""
+        return f"http://{HOST}:{self.management_port(name)}"
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """A copy of the environment service ``name`` runs with (e.g. to run a second instance
+        of it on another port, with other settings)."""
+        env = self._services[name].serve.env
+        assert env is not None  # services always get an explicit environment
+        return dict(env)
+
+    def log_path(self, name: str) -> Path:
+        """Where a process's output goes: ``<run_dir>/logs/<name>.log``."""
+        return self.logs_dir / f"{name}.log"
+
+    def pid(self, name: str) -> int | None:
+        """The pid of a running service, ``"kafka"`` or ``"smtp"``; None if not running."""
+        self._known(name)
+        if name == "kafka":
+            return self.broker.pid
+        handle = self.smtp if name == "smtp" else self._services[name].serve
+        return handle.pid if handle.running else None
+
+    def ports(self) -> dict[str, int]:
+        """Every port the stack binds, keyed by what uses it."""
+        ports = {
+            "kafka": self.broker.port,
+            "kafka controller": self.broker.controller_port,
+            "smtp sink": self.smtp_port,
+        }
+        ports.update({name: self.port(name) for name in self._services})
+        ports.update({f"{name} management": self.management_port(name) for name in self._services})
+        return ports
+
+    # -- flags -----------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask a running ``start()`` or ``watch()`` to return (safe from a signal handler)."""
+        self._stop_requested.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once ``request_stop()`` or ``stop()`` was called."""
+        return self._stop_requested.is_set()
+
+    @property
+    def spawned_any(self) -> bool:
+        """True once ``start()`` got past its checks and started a process."""
+        return self.smtp.popen is not None or any(
+            s.migrate.popen is not None for s in self._services.values()
+        )
+
+    @property
+    def stopping(self) -> bool:
+        """True while (or after) ``stop()`` runs."""
+        return self._stopping
+
+    @property
+    def in_blocking_call(self) -> bool:
+        """True inside a step that cannot poll for a stop request (Kafka start, Maven).
+
+        A signal handler raises ``KeyboardInterrupt`` then, to cut the step short.
+        """
+        return self._blocking_depth > 0
+
+    # -- process names and states ----------------------------------------------------------
+
+    @property
+    def controllable(self) -> list[str]:
+        """The names ``stop_service`` and the others accept: the services, ``kafka``, ``smtp``."""
+        return [*self._services, "kafka", "smtp"]
+
+    def _known(self, name: str) -> str:
+        if name not in self.controllable:
+            raise StackError(f"unknown process {name!r}; this stack runs {', '.join(self.controllable)}")
+        return name
+
+    def state(self, name: str) -> str:
+        """``running``; ``paused`` (``pause``); ``stopped`` (``stop_service``, or crashed with
+        restarts off: down until ``start_service``); ``down`` (crashed or starting: the watcher
+        brings it back)."""
+        if self.pid(name) is not None:
+            return "paused" if name in self._paused else "running"
+        if name == "kafka":
+            wanted = self._kafka_wanted and not self._kafka_given_up
+        else:
+            wanted = self._smtp_wanted if name == "smtp" else self._services[name].wanted
+        return "down" if wanted else "stopped"
+
+    # -- shared by the layers ----------------------------------------------------------------
+
+    def _write_state(self) -> None:
+        state = {
+            "runner_pid": os.getpid(),
+            "base_port": self.base_port,
+            "kafka_port": self.broker.port,
+            "kafka_controller_port": self.broker.controller_port,
+            "smtp_port": self.smtp_port,
+            "services": {name: self.url(name) for name in self._services},
+            "mailbox": str(self.mailbox_path),
+            # What `stack status` shows beside readiness; rewritten whenever a pid or state changes.
+            "processes": {n: {"pid": self.pid(n), "state": self.state(n)} for n in self.controllable},
+        }
+        # Replaced in one step: `stack status` in another terminal never reads half a file.
+        path = self.run_dir / STATE_FILE
+        staging = path.with_name(f".{STATE_FILE}.{os.getpid()}")
+        staging.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+        staging.replace(path)
+
+    def _check_migration(self, svc: ManagedService) -> None:
+        code = svc.migrate.returncode
+        if code not in (None, 0):
+            svc.wanted = False
+            action = svc.migrate.command[-1]  # migrate, or seed (which migrates first)
+            raise StackError(
+                f"{svc.spec.name}: `python -m {svc.spec.package} {action}` failed (exit {code}); "
+                f"last lines of {svc.migrate.log_path}:\n{svc.migrate.tail()}"
+            )
+
+    def _check_alive(self, svc: ManagedService) -> None:
+        if svc.serving and not svc.serve.running:
+            raise StackError(
+                f"{svc.spec.name} exited with code {svc.serve.returncode} while starting; "
+                f"last lines of {svc.serve.log_path}:\n{svc.serve.tail()}"
+            )
+
+    def _start_serving(self, svc: ManagedService) -> None:
+        with self._proc_lock:
+            if self._stopping and self._started:
+                return  # stop() has begun: starting a process now would leave it behind
+            svc.serve.start()
+            svc.serving = True
+            svc.ready = None
+
+    def _not_ready_report(self, waiting: Sequence[ManagedService], timeout: float) -> str:
+        parts = [f"not ready within {timeout:.0f} s: {', '.join(s.spec.name for s in waiting)}"]
+        for svc in waiting:
+            ready = svc.ready
+            parts.append(f"\n== {svc.spec.name}: {ready.detail if ready else 'never answered'}")
+            if ready is not None and ready.body:
+                parts.append(f"readiness body: {ready.body}")
+            handle = svc.serve if svc.serving else svc.migrate  # still migrating at the deadline
+            parts.append(f"last lines of {handle.log_path}:\n{handle.tail()}")
+        return "\n".join(parts)
+
+    def _pause_or_interrupt(self, seconds: float) -> None:
+        # A `stack down` (SIGTERM) while a control request waits must not wait for it to finish.
+        if self._stop_requested.wait(seconds):
+            raise StackInterrupted("stop requested")
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _blocking(self) -> Iterator[None]:
+        self._blocking_depth += 1
+        try:
+            if self._stop_requested.is_set() and not self._stopping:
+                raise StackInterrupted("stop requested")
+            yield
+        finally:
+            self._blocking_depth -= 1
+
+    def _base_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["RUN_DIR"] = str(self.run_dir)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _service_env(self, svc_spec: ServiceSpec) -> dict[str, str]:
+        env = self._base_env()
+        env.update(
+            service_env(
+                svc_spec,
+                base_port=self.base_port,
+                run_dir=self.run_dir,
+                bootstrap_servers=f"{HOST}:{self.broker.port}",
+                smtp_port=self.smtp_port,
+                log_level=self.log_level,
+            )
+        )
+        env.update(self.env_overrides)
+        return env
+
+    def _say(self, message: str) -> None:
+        if self._say_fn is not None:
+            # Reporting is best effort: it must never interrupt starting or stopping processes.
+            with contextlib.suppress(Exception):
+                self._say_fn(f"[{time.monotonic() - self._t0:5.1f}s] {message}")
+
+    def _say_block(self, text: str) -> None:
+        if self._say_fn is not None:
+            for line in text.splitlines():
+                with contextlib.suppress(Exception):
+                    self._say_fn(f"    {line}")
