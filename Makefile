@@ -47,9 +47,9 @@ clean: down ## stop the stack, then delete the run folder (.run: databases, Kafk
 # ---------------------------------------------------------------------------------------------
 # test / lint: maintained by the lead — add those targets below this line.
 # ---------------------------------------------------------------------------------------------
-.PHONY: test lint typecheck imports pytest fmt
+.PHONY: test lint typecheck imports pytest fmt kustomize
 
-test: bootstrap lint typecheck imports pytest ## everything CI runs: lint, types, architecture, all tests on a real broker
+test: bootstrap lint typecheck imports kustomize pytest ## everything CI runs: lint, types, architecture, all tests on a real broker
 
 lint: ## ruff: lint rules and formatting
 	$(UV) run ruff check .
@@ -60,10 +60,13 @@ fmt: ## apply ruff's fixes and formatting
 	$(UV) run ruff format .
 
 typecheck: ## mypy, strict, over the library, the services and the tools
-	$(UV) run mypy libs/common/src tools/stack/src tools/contracts services/*/src
+	$(UV) run mypy libs/common/src tools/stack/src tools/contracts tools/k8s services/*/src
 
 imports: ## import-linter: services independent, common knows no service, domain free of I/O
 	$(UV) run lint-imports
+
+kustomize: ## build the real kustomize once (Go module proxy; cached): tests/deploy renders deploy/k8s with it
+	@bash tools/k8s/install-kustomize.sh >/dev/null
 
 pytest: ## unit, integration (real Kafka broker, real SQLite) and end-to-end tests
 	$(UV) run pytest -q
