@@ -24,6 +24,16 @@ UPSTREAM_LATENCY = Histogram(
 UPSTREAM_RETRIES = Counter(
     "upstream_retries_total", "Retries made to other services", ["service", "upstream"]
 )
+UPSTREAM_INSTANCES = Gauge(
+    "upstream_instances_in_rotation",
+    "Instances of an upstream that take calls (not ejected by outlier detection)",
+    ["service", "upstream"],
+)
+UPSTREAM_EJECTIONS = Counter(
+    "upstream_ejections_total",
+    "Instances of an upstream taken out of rotation for failing (outlier detection)",
+    ["service", "upstream"],
+)
 BREAKER_STATE = Gauge(
     "circuit_breaker_state",
     "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open",

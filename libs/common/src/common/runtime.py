@@ -25,7 +25,8 @@ from common.auth import (
 from common.db import Database
 from common.faults import FaultTransport, Switchboard, faults_router, http_transport
 from common.health import ReadinessCheck, database_check, info_check, kafka_check, outbox_status
-from common.http import BreakerPolicy, RetryPolicy, ServiceClient
+from common.http import BreakerPolicy, OutlierPolicy, RetryPolicy, ServiceClient
+from common.http.discovery import Discovery
 from common.messaging import AvroCodec, ConsumerRunner, Handler, MessagingTables, Outbox, OutboxRelay
 from common.settings import ServiceSettings
 
@@ -90,6 +91,8 @@ class ServiceRuntime:
         """The transactional outbox; asking for it means this service publishes, so a relay runs."""
         if self._outbox is None:
             self._outbox = Outbox(self.tables, self.codec, producer_name=self.service)
+            if not self.settings.outbox_relay:
+                return self._outbox  # another instance publishes (see ServiceSettings.outbox_relay)
             self.relay = OutboxRelay.for_kafka(
                 self.db,
                 self.tables,
@@ -116,6 +119,12 @@ class ServiceRuntime:
                     window_size=s.breaker_window_s,
                     ttl=s.breaker_reset_timeout_s,
                 ),
+                "outliers": OutlierPolicy(
+                    consecutive_failures=s.outlier_consecutive_failures,
+                    base_ejection_s=s.outlier_ejection_s,
+                    max_ejection_s=s.outlier_max_ejection_s,
+                    strategy=s.load_balancing,
+                ),
                 "max_concurrent": s.bulkhead_max_concurrent,
                 "auth": lambda: self.service_auth.headers_for(upstream),
             }
@@ -123,7 +132,8 @@ class ServiceRuntime:
             # Outgoing faults sit at the transport, under the client's timeout, retries and breaker.
             inner = options.get("transport") or http_transport(options["max_concurrent"])
             options["transport"] = FaultTransport(inner, self.faults, upstream)
-            self.clients[upstream] = ServiceClient(upstream, base_url, **options)
+            source = Discovery(base_url, refresh_s=s.discovery_refresh_s)
+            self.clients[upstream] = ServiceClient(upstream, source, **options)
         return self.clients[upstream]
 
     def add_consumer(
@@ -164,6 +174,9 @@ class ServiceRuntime:
             checks.append(
                 info_check("breakers", lambda: {n: c.state.breaker for n, c in self.clients.items()})
             )
+            checks.append(
+                info_check("instances", lambda: {n: dict(c.state.instances) for n, c in self.clients.items()})
+            )
         if self.relay is not None:
             relay = self.relay
             checks.append(
@@ -175,6 +188,10 @@ class ServiceRuntime:
                         "error": relay.last_error,
                     },
                 )
+            )
+        elif self._outbox is not None:  # the relay runs in another instance
+            checks.append(
+                info_check("outbox", lambda: {**outbox_status(self.db, self.tables.outbox), "relay": "off"})
             )
         if self.consumers:
             checks.append(

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.faults.spec import NamedFault
+from common.http.discovery import Discovery
 from common.paths import run_dir
 
 PLACEHOLDER_SECRET = "dev-only-change-me"  # a known placeholder: refused when env=prod
@@ -82,9 +83,23 @@ class ServiceSettings(BaseSettings):
     breaker_reset_timeout_s: float = Field(default=10.0, gt=0)
     # Calls in flight per upstream before failing fast; above what a healthy upstream ever needs.
     bulkhead_max_concurrent: int = Field(default=64, ge=1)
+    # Several instances of an upstream: its `<name>_url` lists them, comma-separated, or names
+    # them with `dns+http://name:port` (every address is an instance). Each attempt goes to the
+    # instance with the fewest calls in flight (or the next in turn); an instance that fails
+    # `outlier_consecutive_failures` attempts in a row is ejected for `outlier_ejection_s` x
+    # its ejections in a row (at most `outlier_max_ejection_s`), then one readiness probe
+    # decides. See docs/patterns/load-balancing.md.
+    load_balancing: Literal["least-outstanding", "round-robin"] = "least-outstanding"
+    outlier_consecutive_failures: int = Field(default=3, ge=1)
+    outlier_ejection_s: float = Field(default=5.0, gt=0)
+    outlier_max_ejection_s: float = Field(default=60.0, gt=0)
+    discovery_refresh_s: float = Field(default=5.0, gt=0)  # how often dns+ names are looked up
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
+    # Run the outbox relay in this process. On SQLite one relay per service (the stack turns it
+    # off in every instance but the first); on PostgreSQL every instance may run one.
+    outbox_relay: bool = True
     consumer_max_attempts: int = Field(default=5, ge=1)
 
     # Fault switches set at start (off by default), a JSON list: ROOM_FAULTS='[{"name": "slow",
@@ -109,10 +124,19 @@ class ServiceSettings(BaseSettings):
             raise ValueError("cursor_secret is a placeholder or too short; set a real secret for env=prod")
         if self.env == "prod" and "*" in self.allowed_hosts:
             raise ValueError("allowed_hosts is '*'; name the Host headers this service answers for env=prod")
+        if self.outlier_max_ejection_s < self.outlier_ejection_s:
+            raise ValueError("outlier_max_ejection_s must be at least outlier_ejection_s")
+        for name, value in self.upstream_urls().items():
+            try:
+                Discovery(value)
+            except ValueError as exc:
+                raise ValueError(f"{name}_url: {exc}") from None
         return self
 
     def upstream_urls(self) -> dict[str, str]:
-        """Base URL of every service this one calls, by name: its ``<name>_url`` fields."""
+        """Base URLs of every service this one calls, by name: its ``<name>_url`` fields.
+
+        A value may list several instances (``common.http.discovery``)."""
         own = ("database_url", "jwks_url")
         return {
             field.removesuffix("_url"): getattr(self, field)

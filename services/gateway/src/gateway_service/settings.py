@@ -6,7 +6,10 @@ import limits
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from common.http.discovery import split_urls
 from common.settings import ServiceSettings
+
+JWKS_PATH = "/.well-known/jwks.json"
 
 
 class GatewaySettings(ServiceSettings):
@@ -49,8 +52,8 @@ class GatewaySettings(ServiceSettings):
     @model_validator(mode="after")
     def _jwks_from_auth(self) -> Self:
         # Auth serves the keys: follow GATEWAY_AUTH_URL unless GATEWAY_JWKS_URL says otherwise.
-        if "jwks_url" not in self.model_fields_set:
-            self.jwks_url = self.auth_url.rstrip("/") + "/.well-known/jwks.json"
+        if "jwks_url" not in self.model_fields_set:  # one per auth instance (common.http.discovery)
+            self.jwks_url = ",".join(url.rstrip("/") + JWKS_PATH for url in split_urls(self.auth_url))
         return self
 
     def upstream_urls(self) -> dict[str, str]:

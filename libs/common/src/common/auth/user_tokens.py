@@ -146,7 +146,17 @@ class JwksKeyCache:
             await self._http.aclose()
 
     async def _fetch(self) -> dict[str, Ed25519PublicKey]:
-        response = await self._http.get(self.jwks_url, timeout=self._timeout)
+        # Several auth instances serve the same keys: the first that answers will do.
+        urls = jwks_urls(self.jwks_url)
+        for url in urls[:-1]:
+            try:
+                return await self._fetch_one(url)
+            except (httpx.HTTPError, ValueError) as exc:
+                log.info("JWKS fetch from %s failed (%s); trying the next instance", url, type(exc).__name__)
+        return await self._fetch_one(urls[-1])
+
+    async def _fetch_one(self, url: str) -> dict[str, Ed25519PublicKey]:
+        response = await self._http.get(url, timeout=self._timeout)
         response.raise_for_status()
         document = response.json()
         entries = document.get("keys") if isinstance(document, dict) else None
@@ -159,6 +169,16 @@ class JwksKeyCache:
             # An empty or junk answer is treated as a failure: better the keys we have than none.
             raise ValueError("JWKS holds no usable Ed25519 keys")
         return keys
+
+
+def jwks_urls(value: str) -> list[str]:
+    """The URLs of a JWKS setting: one, or a comma-separated list (one per auth instance).
+
+    A ``dns+http://`` entry (``common.http.discovery``) is fetched by its name: any address
+    it resolves to serves the same keys.
+    """
+    urls = [entry.strip().removeprefix("dns+") for entry in value.split(",") if entry.strip()]
+    return urls or [value]
 
 
 def _public_key(jwk: Any) -> tuple[str, Ed25519PublicKey] | None:

@@ -1,5 +1,7 @@
-"""Resilient service-to-service HTTP: deadline, retry, circuit breaker, bulkhead, fallback."""
+"""Resilient service-to-service HTTP: deadline, retry, circuit breaker, bulkhead, fallback,
+and client-side discovery and load balancing over an upstream's instances."""
 
+from common.http.balancer import Balancer, OutlierPolicy
 from common.http.breaker import BreakerPolicy, BreakerStateName, CircuitBreaker, CircuitOpen, Permit
 from common.http.bulkhead import Bulkhead, BulkheadFull
 from common.http.client import (
@@ -14,6 +16,7 @@ from common.http.client import (
     ServiceClient,
     UpstreamOutcomeUnknown,
 )
+from common.http.discovery import Discovery, Endpoint, InstanceSource
 from common.http.retry import (
     IDEMPOTENT_METHODS,
     RETRYABLE_STATUSES,
@@ -27,6 +30,7 @@ __all__ = [
     "IDEMPOTENT_METHODS",
     "RETRYABLE_STATUSES",
     "AuthHeaders",
+    "Balancer",
     "BreakerPolicy",
     "BreakerStateName",
     "Bulkhead",
@@ -35,9 +39,13 @@ __all__ = [
     "CircuitOpen",
     "ClientState",
     "DeadlineOutcomeUnknown",
+    "Discovery",
+    "Endpoint",
     "Fallback",
+    "InstanceSource",
     "Outcome",
     "OutcomeUnknown",
+    "OutlierPolicy",
     "Permit",
     "RequestOptions",
     "RetryBudget",

@@ -65,8 +65,10 @@ from common.context import (
     request_id_var,
 )
 from common.errors import PROBLEM_JSON, DeadlineExceeded, ProblemError, UpstreamUnavailable
-from common.http.breaker import BreakerPolicy, BreakerStateName, CircuitBreaker, CircuitOpen
+from common.http.balancer import Balancer, Instance, InstanceStateName, OutlierPolicy
+from common.http.breaker import BreakerPolicy, BreakerStateName, CircuitBreaker, CircuitOpen, Permit
 from common.http.bulkhead import Bulkhead, BulkheadFull
+from common.http.discovery import Discovery, Endpoint, InstanceSource
 from common.http.retry import RETRYABLE_STATUSES, RetryBudget, RetryPolicy, parse_retry_after
 from common.metrics import UPSTREAM_CALLS, UPSTREAM_LATENCY, UPSTREAM_RETRIES
 
@@ -123,6 +125,7 @@ class ClientState:
     upstream: str
     breaker: BreakerStateName
     in_flight: int
+    instances: Mapping[str, InstanceStateName]
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,8 @@ class _Failure:
     detail: str
     retryable: bool
     retry_after: float | None = None
+    # Proven never sent (connection refused): safe to send to another instance, whatever the method.
+    unsent: bool = False
 
 
 @cache
@@ -141,23 +146,35 @@ def _tls() -> SSLContext:
     return httpx.create_ssl_context()
 
 
+def _join(base_url: str, path: str) -> str:
+    """``base_url`` + ``path`` as httpx's ``base_url`` joins them (a path prefix is kept)."""
+    return f"{base_url.rstrip('/')}/{path.lstrip('/')}" if path else base_url
+
+
 def _is_problem(response: httpx.Response) -> bool:
     content_type: str = response.headers.get("content-type", "")
     return content_type.split(";", 1)[0].strip().lower() == PROBLEM_JSON
 
 
 class ServiceClient:
-    """A pooled, resilient HTTP client for one upstream service. Create one per upstream."""
+    """A pooled, resilient HTTP client for one upstream service. Create one per upstream.
+
+    ``base_url`` names its instances: one URL, a comma-separated list, ``dns+http://name:port``
+    entries (``common.http.discovery``), or any ``InstanceSource``. Each attempt goes to the
+    instance the balancer picks (``common.http.balancer``: least outstanding, failing instances
+    ejected, a retry sent to another instance); the breaker and the bulkhead are per upstream.
+    """
 
     def __init__(
         self,
         upstream: str,
-        base_url: str,
+        base_url: str | InstanceSource,
         *,
         caller: str,
         timeout: float = 2.0,
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
+        outliers: OutlierPolicy | None = None,
         max_concurrent: int = 20,
         auth: AuthHeaders | None = None,
         problems_are_answers: bool = False,
@@ -178,19 +195,25 @@ class ServiceClient:
         self._budget = RetryBudget(self.retry.budget_ratio, self.retry.budget_reserve)
         self._breaker = CircuitBreaker(upstream, breaker, service=caller, clock=clock)
         self._bulkhead = Bulkhead(upstream, max_concurrent)
+        self._source = Discovery(base_url) if isinstance(base_url, str) else base_url
+        self._balancer = Balancer(upstream, outliers, service=caller, probe=self._probe, clock=clock)
+        if isinstance(self._source, Discovery):  # fixed URLs are known before the first call
+            self._balancer.update(self._source.known())
         # The pool is as large as the bulkhead, so calls never queue for a connection unseen.
+        # One pool for every instance: its limit is per client, like the bulkhead.
         limits = httpx.Limits(max_connections=max_concurrent, max_keepalive_connections=max_concurrent)
-        self._http = httpx.AsyncClient(
-            base_url=base_url, transport=transport, timeout=timeout, limits=limits, verify=_tls()
-        )
+        self._http = httpx.AsyncClient(transport=transport, timeout=timeout, limits=limits, verify=_tls())
 
     @property
     def state(self) -> ClientState:
-        """Breaker state and calls in flight, for ``/health/ready``."""
-        return ClientState(self.upstream, self._breaker.state, self._bulkhead.in_flight)
+        """Breaker state, calls in flight and instance states, for ``/health/ready``."""
+        return ClientState(
+            self.upstream, self._breaker.state, self._bulkhead.in_flight, self._balancer.states()
+        )
 
     async def aclose(self) -> None:
-        """Close the connection pool (on application shutdown)."""
+        """Stop re-admission probes and close the connection pool (on application shutdown)."""
+        await self._balancer.aclose()
         await self._http.aclose()
 
     async def __aenter__(self) -> ServiceClient:
@@ -269,6 +292,7 @@ class ServiceClient:
         # Did some attempt reach the upstream without us seeing its answer? Then the call's
         # outcome is unknown unless a later attempt gets a real answer.
         unseen = False
+        tried: list[Instance] = []
         while True:
             timeout, deadline_binds = self._attempt_timeout(unseen)
             try:
@@ -278,14 +302,26 @@ class ServiceClient:
                 if unseen:
                     raise UpstreamOutcomeUnknown(exc.detail, upstream=self.upstream) from exc
                 raise
+            instance = await self._pick(tried, permit)
+            tried.append(instance)
+
+            def verdict(ok: bool | None, instance: Instance = instance, permit: Permit = permit) -> None:
+                # The instance's outlier detection first: it says whether the upstream as a
+                # whole is to blame (no other instance in rotation), the breaker's business.
+                counts = self._balancer.record(instance, ok=ok)
+                self._breaker.record(permit, ok=ok if counts else None)
+
+            instance.in_flight += 1
             try:
-                response = await self._send(method, path, timeout, json, content, params, headers)
+                response = await self._send(
+                    instance.endpoint, method, path, timeout, json, content, params, headers
+                )
             except (httpx.TimeoutException, TimeoutError) as exc:
                 # A connect or pool timeout proves the request never left; any other may not.
                 unseen |= not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
                 # Cut short by the caller's budget, the upstream never had its full timeout:
                 # that says nothing about its health.
-                self._breaker.record(permit, ok=None if deadline_binds else False)
+                verdict(None if deadline_binds else False)
                 if deadline_binds:  # the budget is spent: no retry could help
                     self._count("deadline")
                     kind = DeadlineOutcomeUnknown if unseen else DeadlineExceeded
@@ -299,16 +335,17 @@ class ServiceClient:
                 detail = f"{self.upstream} timed out after {timeout:.2f}s"
                 failure = _Failure("timeout", detail, retryable=False)
             except httpx.TransportError as exc:
-                self._breaker.record(permit, ok=False)
+                verdict(False)
                 # Only a connect error proves the request never arrived; a broken read may not.
-                unseen |= not isinstance(exc, httpx.ConnectError)
+                refused = isinstance(exc, httpx.ConnectError)
+                unseen |= not refused
                 detail = f"{self.upstream} unreachable: {type(exc).__name__}"
                 # Fast, so worth one more try where repeating is safe (idempotent or keyed, see
                 # ``retryable``): typically a pooled keep-alive connection the server had just
                 # closed ("Server disconnected without sending a response").
-                failure = _Failure("error", detail, retryable=True)
+                failure = _Failure("error", detail, retryable=True, unsent=refused)
             except BaseException:
-                self._breaker.record(permit, ok=None)  # cancelled (or a bug): no verdict
+                verdict(None)  # cancelled (or a bug): no verdict
                 raise
             else:
                 status = response.status_code
@@ -316,10 +353,10 @@ class ServiceClient:
                 # A problem 429 is an answer too: the upstream's own throttle (auth's login limit)
                 # with its own Retry-After, which a proxy passes on rather than calling it an outage.
                 if (status >= 500 or status == 429) and self.problems_are_answers and problem:
-                    self._breaker.record(permit, ok=True)  # alive, and reporting a failure
+                    verdict(True)  # alive, and reporting a failure
                     self._count("upstream_problem")
                     return response
-                self._breaker.record(permit, ok=status < 500)  # 4xx is the caller's fault
+                verdict(status < 500)  # 4xx is the caller's fault
                 if status < 500 and status != 429:
                     self._count("success" if status < 400 else "client_error")
                     return response
@@ -332,14 +369,22 @@ class ServiceClient:
                 detail = f"{self.upstream} answered {status}"
                 failure = _Failure("error", detail, status in RETRYABLE_STATUSES, retry_after)
 
-            delay = self._retry_delay(retries, failure) if retryable else None
+            finally:
+                instance.in_flight -= 1
+
+            # Another instance may take a retry at once: no backoff, no Retry-After (they were
+            # this instance's), and even an unkeyed POST when this one refused the connection.
+            failover = self._balancer.has_alternative(tried)
+            may_repeat = retryable or (failover and failure.unsent)
+            delay = self._retry_delay(retries, failure, failover) if may_repeat else None
             if delay is None:
                 self._count(failure.outcome)
                 unavailable = UpstreamOutcomeUnknown if unseen else UpstreamUnavailable
                 retry_after = failure.retry_after or 1
                 raise unavailable(failure.detail, upstream=self.upstream, retry_after=retry_after)
             UPSTREAM_RETRIES.labels(service=self.caller, upstream=self.upstream).inc()
-            await self._sleep(delay)
+            if delay > 0:
+                await self._sleep(delay)
             retries += 1
 
     def _attempt_timeout(self, unseen: bool) -> tuple[float, bool]:
@@ -354,11 +399,16 @@ class ServiceClient:
             raise kind(f"no time budget left to call {self.upstream}", upstream=self.upstream)
         return min(self.timeout, remaining), remaining < self.timeout
 
-    def _retry_delay(self, retries: int, failure: _Failure) -> float | None:
-        """Seconds to wait before the next attempt, or None when there must not be one."""
+    def _retry_delay(self, retries: int, failure: _Failure, failover: bool = False) -> float | None:
+        """Seconds to wait before the next attempt, or None when there must not be one.
+
+        ``failover``: the next attempt goes to an instance this call has not tried yet, at once.
+        """
         if not failure.retryable or retries + 1 >= self.retry.max_attempts:
             return None
-        if failure.retry_after is not None:
+        if failover:
+            delay = 0.0
+        elif failure.retry_after is not None:
             if failure.retry_after > self.retry.max_retry_after:
                 return None
             delay = failure.retry_after
@@ -373,8 +423,33 @@ class ServiceClient:
             return None
         return delay
 
+    async def _pick(self, tried: list[Instance], permit: Permit) -> Instance:
+        """The instance for this attempt (discovery first: DNS names are looked up again now and then)."""
+        try:
+            self._balancer.update(await self._source.endpoints())
+            return self._balancer.pick(avoid=tried)
+        except LookupError as exc:
+            self._breaker.record(permit, ok=False)  # no address at all: the upstream is unreachable
+            self._count("error")
+            raise UpstreamUnavailable(str(exc), upstream=self.upstream, retry_after=1) from exc
+        except BaseException:
+            self._breaker.record(permit, ok=None)
+            raise
+
+    async def _probe(self, endpoint: Endpoint) -> bool:
+        """The re-admission probe of an ejected instance: its readiness answers 2xx."""
+        path = self._balancer.policy.probe_path or "/"
+        headers = {"Host": endpoint.host} if endpoint.host else {}
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self._http.get(_join(endpoint.url, path), headers=headers)
+        except (httpx.HTTPError, TimeoutError):
+            return False
+        return response.is_success
+
     async def _send(
         self,
+        endpoint: Endpoint,
         method: str,
         path: str,
         limit: float,
@@ -385,6 +460,8 @@ class ServiceClient:
     ) -> httpx.Response:
         outgoing = httpx.Headers(headers)
         outgoing.update(self._context_headers(limit))
+        if endpoint.host:  # an address found by DNS: the callee checks the name
+            outgoing["Host"] = endpoint.host
         # httpx's timeouts bound each socket operation; a response trickling in byte by byte
         # could outlive them. asyncio.timeout bounds the attempt as a whole.
         started = time.perf_counter()
@@ -392,7 +469,7 @@ class ServiceClient:
             async with asyncio.timeout(limit):
                 return await self._http.request(
                     method,
-                    path,
+                    _join(endpoint.url, path),
                     json=json,
                     content=content,
                     params=params,

@@ -212,6 +212,25 @@ async def test_a_bad_jwks_answer_keeps_the_old_keys(
         assert await cache.get("k1") is not None
 
 
+async def test_a_jwks_list_is_read_from_the_first_auth_instance_that_answers(
+    issuer: UserTokenIssuer, clock: FakeClock
+) -> None:
+    good = FakeAuth(issuer)
+    asked: list[str] = []
+
+    async def first_down(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.host)
+        if request.url.host == "auth-1":
+            raise httpx.ConnectError("auth-1 is down", request=request)
+        return await good.handle(request)
+
+    urls = "http://auth-1/.well-known/jwks.json, dns+http://auth-2/.well-known/jwks.json"
+    async with httpx.AsyncClient(transport=httpx.MockTransport(first_down)) as http:
+        cache = JwksKeyCache(urls, http, clock=clock)
+        assert await cache.get("k1") is not None
+    assert asked == ["auth-1", "auth-2"]
+
+
 async def test_private_keys_in_a_jwks_are_ignored(clock: FakeClock) -> None:
     private = jwt.algorithms.OKPAlgorithm.to_jwk(Ed25519PrivateKey.generate(), as_dict=True)
     body = {"keys": [{**private, "kid": "leaked"}]}
