@@ -184,22 +184,23 @@ class Switchboard:
     def paused(self, where: FaultSeam, target: str) -> Injection | None:
         """The pause switch holding the worker ``target`` at ``where``, if any (not counted)."""
         with self._lock:
-            self._purge(self._clock())
-            for switch in self._switches.values():
-                if switch.spec.kind == "pause" and matches(switch.spec, where, target, None):
-                    return Injection(switch.name, switch.spec)
-        return None
+            switch = self._pause_switch(where, target)
+            return Injection(switch.name, switch.spec) if switch else None
 
     def hold_while_paused(
         self, where: FaultSeam, target: str, stop: threading.Event, *, poll_s: float = 0.2
     ) -> None:
         """Block the calling worker while a pause switch holds it (or until ``stop`` is set).
 
-        The pause is counted once when the worker stops, and logged when it moves on.
+        The pause is counted once when the worker stops (a hit of the switch, and in the
+        metric), and logged when it moves on.
         """
-        pause = self.paused(where, target)
-        if pause is None:
-            return
+        with self._lock:
+            switch = self._pause_switch(where, target)
+            if switch is None:
+                return
+            switch.hits += 1
+            pause = Injection(switch.name, switch.spec)
         FAULTS_INJECTED.labels(self.service, pause.name, pause.spec.kind).inc()
         log.warning("%s %s paused by fault switch %r", where, target, pause.name)
         while not stop.wait(poll_s) and self.paused(where, target) is not None:
@@ -219,6 +220,14 @@ class Switchboard:
         self._exit(CRASH_EXIT_CODE)
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _pause_switch(self, where: FaultSeam, target: str) -> _Switch | None:
+        """The pause switch holding ``target`` at ``where`` (the caller holds the lock)."""
+        self._purge(self._clock())
+        for switch in self._switches.values():
+            if switch.spec.kind == "pause" and matches(switch.spec, where, target, None):
+                return switch
+        return None
 
     def _purge(self, now: float) -> None:
         """Drop expired switches (the caller holds the lock); log each once."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from typing import Any, NoReturn
 
 import pytest
@@ -149,11 +150,31 @@ def test_a_pause_holds_the_worker_until_the_switch_is_deleted() -> None:
 
     thread = threading.Thread(target=worker)
     thread.start()
+    deadline = time.monotonic() + 10  # the worker's stop shows on the switch, like the metric
+    while (stored := board.get("hold")) is not None and stored.hits == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stored is not None
+    assert stored.hits == 1
     assert not released.wait(0.2)  # still held
     board.delete("hold")
     assert released.wait(10)
     thread.join()
     assert _injected("t-pause", "hold", "pause") == 1  # counted once, not once per poll
+
+
+def test_a_pause_ends_logged_with_the_stops_it_caused(caplog: pytest.LogCaptureFixture) -> None:
+    board = Switchboard("t-pause-log")
+    board.set("hold", _spec(kind="pause", where="consumer", match="*"))
+    stop = threading.Event()
+    held = threading.Thread(
+        target=board.hold_while_paused, args=("consumer", "g1", stop), kwargs={"poll_s": 0.01}
+    )
+    held.start()
+    stop.set()
+    held.join()
+    with caplog.at_level(logging.WARNING, logger="common.faults"):
+        board.delete("hold")
+    assert "fault switch 'hold' off (deleted) after 1 hits" in caplog.text
 
 
 def test_a_pause_ends_when_the_worker_is_stopped() -> None:
