@@ -58,6 +58,11 @@ H_REDRIVE_MARKER = "dlq_redrive_marker"  # on marker records only: JSON naming t
 CONNECT_TIMEOUT_MS = 3_000  # an unreachable broker is reported within seconds
 READ_TIMEOUT_S = 10.0  # reading up to the end offsets; hundreds of letters take well under 1 s
 TRANSACTION_TIMEOUT_MS = 10_000  # a crashed redrive blocks the origin partitions this long, at most
+# How long init_transactions (and commit) may wait for the transaction coordinator. The first
+# transactional producer on a broker makes it create __transaction_state (50 partitions): that
+# took longer than the producer's usual 5 s on a loaded machine (load average 20), and the first
+# redrive failed with "Timeout expired while initializing transactional state in 5000 ms".
+COORDINATOR_TIMEOUT_MS = 60_000
 
 Progress = Callable[[str], None]
 
@@ -295,6 +300,7 @@ def _redrive_producer(bootstrap: str, dlq_topic: str) -> Any:
             transactional_id=f"dlq-redrive.{dlq_topic}",
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
             bootstrap_timeout_ms=CONNECT_TIMEOUT_MS,
+            max_block_ms=COORDINATOR_TIMEOUT_MS,
         )
     except KafkaTimeoutError as exc:  # "Unable to bootstrap"
         raise DlqError(
