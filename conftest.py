@@ -1,32 +1,52 @@
-"""Fixtures shared by every test in the repository: the real Apache Kafka broker.
+"""Fixtures shared by every test in the repository: the real Apache Kafka broker, and the
+databases (SQLite files, or databases on a real PostgreSQL server).
 
 The broker starts lazily, once per pytest session (per xdist worker), the first time a test
 asks for ``kafka_broker`` or ``kafka_bootstrap``; sessions that never ask pay nothing. It runs
 on free ports with its data in the session's temp folder, so it never clashes with a broker
 started by ``make up``. The jars are cached in ``<repo>/.run/kafka/libs`` (or ``$KAFKA_HOME``).
 Tests that use these fixtures get the ``kafka`` marker automatically (``-m "not kafka"``).
+
+Databases: a test that asks for ``new_database`` runs twice, ``[sqlite]`` and ``[postgres]``
+(``db_engine``). The PostgreSQL server (Debian's binaries, ``stack.postgres``) starts lazily,
+once per session, in a temp folder on a free port, and dies with the session however it dies;
+each test gets fresh databases on it (pytest-postgresql's ``DatabaseJanitor``), dropped after
+it. Its tests get the ``postgres`` marker (``-m "not postgres"`` runs SQLite only).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from pytest_postgresql.janitor import DatabaseJanitor
 
 from common.messaging import AvroCodec
 from common.testing.events import EventPublisher
 from stack.kafka import KafkaBroker, default_run_dir, ensure_kafka_libs
 from stack.ports import free_port_block
+from stack.postgres import PostgresServer
 
 _KAFKA_FIXTURES = frozenset({"kafka_broker", "kafka_bootstrap"})
 BROKER_START_TIMEOUT_S = 240  # a JVM on a loaded 2-core machine; ~5-15 s otherwise
+POSTGRES_START_TIMEOUT_S = 240  # initdb + start: ~3 s on a quiet machine, 10-20 s on a loaded one
+DB_ENGINES = ("sqlite", "postgres")
+
+NewDatabase = Callable[[str], str]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test that needs the broker with ``kafka``."""
+    """Mark every test that needs the broker with ``kafka``, and PostgreSQL with ``postgres``."""
     for item in items:
-        if _KAFKA_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if _KAFKA_FIXTURES & fixtures:
             item.add_marker(pytest.mark.kafka)
+        callspec = getattr(item, "callspec", None)
+        engine = callspec.params.get("db_engine") if callspec is not None else None
+        if engine == "postgres" or "postgres_server" in fixtures:
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +99,63 @@ def events(kafka_bootstrap: str, codec: AvroCodec) -> Iterator[EventPublisher]:
     publisher = EventPublisher(kafka_bootstrap, codec)
     yield publisher
     publisher.close()
+
+
+# --------------------------------------------------------------------------- databases
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server (127.0.0.1, a free port, data in a temp folder).
+
+    Started on first use, stopped (its folder removed) at the end of the session; it dies with
+    the session however the session dies (``stack.postgres``). Installs Debian's ``postgresql``
+    first when its binaries are missing and we are root, else fails saying how to install it.
+    """
+    server = PostgresServer.ephemeral(free_port_block(1))
+    server.start(timeout=POSTGRES_START_TIMEOUT_S)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=DB_ENGINES)
+def db_engine(request: pytest.FixtureRequest) -> str:
+    """The database engine of this run of the test: ``sqlite`` (the default one) or ``postgres``."""
+    engine: str = request.param
+    return engine
+
+
+@pytest.fixture
+def new_postgres_database(postgres_server: PostgresServer) -> Iterator[NewDatabase]:
+    """``new_postgres_database("room")``: the URL of a fresh database on the session's server,
+    created and (after the test) dropped by pytest-postgresql's ``DatabaseJanitor``."""
+    janitors: list[DatabaseJanitor] = []
+
+    def make(name: str) -> str:
+        unique = f"{name}_{uuid.uuid4().hex[:8]}"
+        janitor = DatabaseJanitor(
+            user=postgres_server.user, host=postgres_server.host, port=postgres_server.port, dbname=unique
+        )
+        janitor.init()
+        janitors.append(janitor)
+        return postgres_server.url(unique)
+
+    yield make
+    for janitor in reversed(janitors):
+        janitor.drop()  # ends the connections a test left open first
+
+
+@pytest.fixture
+def new_database(db_engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> NewDatabase:
+    """``new_database("room")``: the URL of a fresh, empty database of the test's engine:
+    a SQLite file in the test's temp folder, or a database on the session's PostgreSQL."""
+    if db_engine == "postgres":
+        on_postgres: NewDatabase = request.getfixturevalue("new_postgres_database")
+        return on_postgres
+
+    def make(name: str) -> str:
+        return f"sqlite:///{tmp_path / f'{name}_{uuid.uuid4().hex[:8]}.db'}"
+
+    return make

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated
 
 import httpx
@@ -37,10 +36,10 @@ RESPONSE = StoredResponse(201, {"reservation_id": "res-1", "status": "confirmed"
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[tuple[Database, IdempotencyStore]]:
+def db(new_database) -> Iterator[tuple[Database, IdempotencyStore]]:
     metadata = MetaData()
     store = IdempotencyStore(idempotency_table(metadata))
-    database = Database(f"sqlite:///{tmp_path / 'idem.db'}")
+    database = Database(new_database("idem"))
     metadata.create_all(database.engine)
     yield database, store
     database.dispose()
@@ -121,7 +120,7 @@ def test_saved_response_rolls_back_with_the_transaction(db) -> None:
         assert store.lookup(session, SCOPE, "k-1", fingerprint) is None
 
 
-def test_migration_creates_what_the_metadata_declares(tmp_path: Path) -> None:
+def test_migration_creates_what_the_metadata_declares(new_database) -> None:
     def describe(engine) -> dict:
         inspector = inspect(engine)
         return {
@@ -131,11 +130,11 @@ def test_migration_creates_what_the_metadata_declares(tmp_path: Path) -> None:
             "pk": inspector.get_pk_constraint("idempotency_keys")["constrained_columns"],
         }
 
-    from_metadata = create_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    from_metadata = create_engine(new_database("a"))
     metadata = MetaData()
     assert idempotency_table(metadata) is idempotency_table(metadata)
     metadata.create_all(from_metadata)
-    from_migration = create_engine(f"sqlite:///{tmp_path / 'b.db'}")
+    from_migration = create_engine(new_database("b"))
     with from_migration.begin() as conn:
         create_idempotency_table(Operations(MigrationContext.configure(conn)))
 
@@ -144,6 +143,8 @@ def test_migration_creates_what_the_metadata_declares(tmp_path: Path) -> None:
     with from_migration.begin() as conn:
         drop_idempotency_table(Operations(MigrationContext.configure(conn)))
     assert inspect(from_migration).get_table_names() == []
+    from_metadata.dispose()
+    from_migration.dispose()
 
 
 # -- the header --------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import base64
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated
 
@@ -55,8 +54,8 @@ def _position(row: ItemRow) -> Position:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'items.db'}")
+def db(new_database) -> Iterator[Database]:
+    database = Database(new_database("items"))
     Base.metadata.create_all(database.engine)
     yield database
     database.dispose()

@@ -104,7 +104,8 @@ class Service:
 
 
 @pytest.fixture
-def service(tmp_path) -> Iterator[Service]:
+def service(new_database) -> Iterator[Service]:
+    """The service's database, on SQLite and on PostgreSQL (the test runs once on each)."""
     metadata = MetaData()
     tables = messaging_tables(metadata)
     effects = Table(
@@ -114,7 +115,7 @@ def service(tmp_path) -> Iterator[Service]:
         Column("event_id", String(36), nullable=False),
         Column("key", String(100), nullable=False),
     )
-    db = Database(f"sqlite:///{tmp_path / 'service.db'}")
+    db = Database(new_database("service"))
     metadata.create_all(db.engine)
     yield Service(db, tables, effects)
     db.dispose()

@@ -1,4 +1,5 @@
-"""Fixtures for the messaging unit tests: the real contracts, a throwaway SQLite database."""
+"""Fixtures for the messaging unit tests: the real contracts, a throwaway database (SQLite and
+PostgreSQL: ``new_database`` runs each test on both)."""
 
 from __future__ import annotations
 
@@ -64,11 +65,11 @@ def payloads() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def store(tmp_path) -> Iterator[tuple[Database, MessagingTables]]:
-    """A SQLite file database with the messaging tables on a service-like metadata."""
+def store(new_database) -> Iterator[tuple[Database, MessagingTables]]:
+    """A fresh database with the messaging tables on a service-like metadata."""
     metadata = MetaData()
     tables = messaging_tables(metadata)
-    db = Database(f"sqlite:///{tmp_path / 'service.db'}")
+    db = Database(new_database("service"))
     metadata.create_all(db.engine)
     yield db, tables
     db.dispose()

@@ -1,14 +1,22 @@
-"""No database wait longer than the request's budget, and no commit after it is spent."""
+"""No database wait longer than the request's budget, and no commit after it is spent.
+
+Every test runs on SQLite and on a real PostgreSQL (``new_database``). The lock is another
+connection's: on SQLite a writer holding the database (``BEGIN IMMEDIATE``), on PostgreSQL a
+transaction holding the row our write must update (``SELECT ... FOR UPDATE``), so the wait is
+bounded by ``busy_timeout`` there and by ``lock_timeout``/``statement_timeout`` here.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from common.context import Deadline, deadline_var
@@ -19,25 +27,35 @@ SLACK_S = 3.0  # generous: a loaded machine may be slow to wake a waiting thread
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(
-        f"sqlite:///{tmp_path / 'budget.db'}", lock_timeout_s=30, background_lock_timeout_s=30
-    )
+def db(new_database) -> Iterator[Database]:
+    database = Database(new_database("budget"), lock_timeout_s=30, background_lock_timeout_s=30)
     with database.transaction() as session:
-        session.execute(text("CREATE TABLE bookings (id TEXT PRIMARY KEY)"))
-        session.execute(text("PRAGMA journal_mode=WAL"))
+        session.execute(text("CREATE TABLE bookings (id VARCHAR(20) PRIMARY KEY)"))
+        session.execute(text("CREATE TABLE rooms (id VARCHAR(20) PRIMARY KEY, booked INTEGER NOT NULL)"))
+        session.execute(text("INSERT INTO rooms VALUES ('r1', 0)"))
+        if database.is_sqlite:
+            session.execute(text("PRAGMA journal_mode=WAL"))
     yield database
     database.dispose()
 
 
 @pytest.fixture
-def locked(db: Database) -> Iterator[sqlite3.Connection]:
-    """Another process's writer that does not let go (like ``sqlite3 file 'BEGIN IMMEDIATE'``)."""
-    other = sqlite3.connect(db.url.removeprefix("sqlite:///"), isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    yield other
-    other.execute("ROLLBACK")
-    other.close()
+def locked(db: Database) -> Iterator[Any]:
+    """Another connection holding what our write needs, and not letting go."""
+    if db.is_sqlite:
+        other = sqlite3.connect(db.url.removeprefix("sqlite:///"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        yield other
+        other.execute("ROLLBACK")
+        other.close()
+        return
+    url = make_url(db.url)
+    with psycopg.connect(
+        host=url.host, port=url.port, user=url.username, dbname=url.database, autocommit=False
+    ) as other:
+        other.execute("SELECT id FROM rooms WHERE id = 'r1' FOR UPDATE")
+        yield other
+        other.rollback()
 
 
 @pytest.fixture
@@ -50,6 +68,7 @@ def budget() -> Iterator[None]:
 def _book(db: Database, booking: str) -> None:
     with db.transaction() as session:
         session.execute(text("INSERT INTO bookings VALUES (:id)"), {"id": booking})
+        session.execute(text("UPDATE rooms SET booked = booked + 1 WHERE id = 'r1'"))
 
 
 def _stored(db: Database) -> list[str]:
@@ -68,7 +87,7 @@ def test_a_lock_held_beyond_the_budget_is_a_504_after_the_budget_not_the_busy_ti
         deadline_var.reset(token)
 
     assert time.monotonic() - started < 0.3 + SLACK_S  # not the configured 30 s
-    assert _stored(db) == []  # WAL: reading needs no lock
+    assert _stored(db) == []  # WAL (SQLite), MVCC (PostgreSQL): reading needs no lock
 
 
 def test_the_lock_timeout_bounds_a_request_with_a_longer_budget(db, locked):
@@ -89,8 +108,25 @@ def test_the_lock_timeout_bounds_a_request_with_a_longer_budget(db, locked):
 def test_background_work_waits_its_own_timeout_and_sees_the_driver_error(db, locked):
     db.background_lock_timeout_s = 0.2
 
-    with pytest.raises(OperationalError, match="locked"):
+    with pytest.raises(OperationalError, match=r"database is locked|lock timeout"):
         _book(db, "b-1")
+    assert _stored(db) == []
+
+
+def test_a_statement_running_past_the_budget_is_cancelled_with_a_504(db):
+    if db.is_sqlite:
+        pytest.skip("SQLite has no statement timeout: a lock wait is its only unbounded wait")
+    token = deadline_var.set(Deadline.after(0.5))
+    try:
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded), db.transaction() as session:
+            session.execute(text("INSERT INTO bookings VALUES ('b-1')"))
+            session.execute(text("SELECT pg_sleep(30)"))  # statement_timeout: what is left of 0.5 s
+    finally:
+        deadline_var.reset(token)
+
+    assert time.monotonic() - started < 0.5 + SLACK_S
+    assert _stored(db) == []
 
 
 def test_a_transaction_whose_budget_ran_out_inside_it_is_not_committed(db):
@@ -145,7 +181,14 @@ def _postgres_begin(db: Database) -> list[str]:
     return connection.sql
 
 
-def test_postgres_transactions_get_lock_and_statement_timeouts_within_the_budget(db):
+@pytest.fixture
+def unbound() -> Database:
+    """Budget settings only: the hook below runs without any server."""
+    return Database("sqlite://", lock_timeout_s=30, background_lock_timeout_s=30)
+
+
+def test_postgres_transactions_get_lock_and_statement_timeouts_within_the_budget(unbound):
+    db = unbound
     token = deadline_var.set(Deadline.after(0.5))
     try:
         statements = _postgres_begin(db)  # lock_timeout_s is 30 s: the budget binds
@@ -159,7 +202,8 @@ def test_postgres_transactions_get_lock_and_statement_timeouts_within_the_budget
     assert all(0 < int(s.rsplit(" = ", 1)[1]) <= 500 for s in statements)
 
 
-def test_postgres_background_transactions_wait_their_own_lock_timeout(db):
+def test_postgres_background_transactions_wait_their_own_lock_timeout(unbound):
+    db = unbound
     db.background_lock_timeout_s = 15
 
     assert _postgres_begin(db) == ["SET LOCAL lock_timeout = 15000"]
