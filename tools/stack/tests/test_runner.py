@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stack.cli import main
+from stack.cli import _parser, main
 from stack.errors import PortInUseError, StackError
 from stack.kafka import default_run_dir, ensure_kafka_libs
 from stack.ports import check_ports_free, free_port_block, port_in_use, probe
@@ -154,6 +154,12 @@ def test_topics_come_from_the_common_catalogue() -> None:
     from common.messaging.topics import ALL_TOPICS
 
     assert all_topics() == list(ALL_TOPICS)
+
+
+def test_lab_commands_wait_long_enough_for_a_service_start_on_a_loaded_machine() -> None:
+    # A restarted member took up to 190 s to serve at load average 30 (migrate, then serve).
+    for action in ("start", "restart", "stop", "pause", "resume"):
+        assert _parser().parse_args([action, "member"]).timeout >= 300
 
 
 def test_unknown_service_is_named_in_the_error() -> None:

@@ -180,6 +180,11 @@ def _stop_when_orphaned(every: float = 1.0) -> None:
 
 # --------------------------------------------------------------------------- control
 
+# How long `stack start|restart` waits for a process to serve. A service migrates, then starts:
+# two Python start-ups, which took 100-190 s on a loaded 2-core machine (load average 25-35);
+# the old 120 s reported "not ready" for a member that was ready a minute later.
+CONTROL_TIMEOUT_S = 300.0
+
 
 def cmd_control(args: argparse.Namespace) -> int:
     """Ask the running stack's runner to stop, start, restart, pause or resume one process."""
@@ -388,7 +393,12 @@ def _parser() -> argparse.ArgumentParser:
         ctl.add_argument(
             "name", help="a service (gateway, auth, member, room, inventory, notification), kafka or smtp"
         )
-        ctl.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it (default 120)")
+        ctl.add_argument(
+            "--timeout",
+            type=float,
+            default=CONTROL_TIMEOUT_S,
+            help=f"seconds to wait for it (default {CONTROL_TIMEOUT_S:.0f})",
+        )
         ctl.set_defaults(func=cmd_control)
     return parser
 

@@ -309,5 +309,8 @@ class Control(StackBase):
             if svc.ready.ready:
                 return
             if time.monotonic() >= deadline:
-                raise StackError(self._not_ready_report([svc], timeout))
+                raise StackError(
+                    f"{self._not_ready_report([svc], timeout)}\n({name} keeps starting: `make status` "
+                    f"shows when it serves; `uv run stack stop {name}` ends it)"
+                )
             self._pause_or_interrupt(0.2)
