@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
+from stack import compose_env
 from stack.console import echo
 from stack.control import ACTIONS, ControlError, send
 from stack.errors import StackError, StackInterrupted
@@ -345,6 +346,18 @@ def _follow_one(path: Path, offset: int, prefix: str) -> int:
 # --------------------------------------------------------------------------- entry point
 
 
+def cmd_compose_env(args: argparse.Namespace) -> int:
+    """Write the compose ``.env`` unless one exists; name what it holds, never a value."""
+    path: Path = args.output
+    if not compose_env.write_env(path, force=args.force):
+        echo(f"{path} exists: kept (its passwords are in the database volume); --force replaces it")
+        return 0
+    echo(f"wrote {path} (mode 0600, git-ignored): service key pairs, user-token key pair,")
+    echo("  database passwords, SERVICE_SHARED_SECRET, CURSOR_SECRET_<NAME>, ADMIN_PASSWORD")
+    echo("next: docker compose up --build   (the admin's password: grep ADMIN_PASSWORD .env)")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stack", description=__doc__)
     parser.add_argument("--run-dir", type=Path, default=None, help="default: $RUN_DIR or <repo>/.run")
@@ -380,6 +393,13 @@ def _parser() -> argparse.ArgumentParser:
     lg.add_argument("-n", "--lines", type=int, default=20)
     lg.add_argument("--no-follow", dest="follow", action="store_false")
     lg.set_defaults(func=cmd_logs)
+
+    env = sub.add_parser(
+        "compose-env", help="generate the .env of docker-compose.yml: keys and secrets (printed never)"
+    )
+    env.add_argument("--output", type=Path, default=Path(".env"), help="default: ./.env")
+    env.add_argument("--force", action="store_true", help="replace an existing file (new keys, passwords)")
+    env.set_defaults(func=cmd_compose_env)
 
     what = {
         "stop": "stop one process; it stays down (no automatic restart) until `stack start`",
