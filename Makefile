@@ -47,9 +47,11 @@ clean: down ## stop the stack, then delete the run folder (.run: databases, Kafk
 # ---------------------------------------------------------------------------------------------
 # test / lint: maintained by the lead — add those targets below this line.
 # ---------------------------------------------------------------------------------------------
-.PHONY: test lint typecheck imports pytest fmt kustomize
+.PHONY: test lint typecheck imports pytest fmt kustomize compose-cli compose-cli-start
 
-test: bootstrap lint typecheck imports kustomize pytest ## everything CI runs: lint, types, architecture, all tests on a real broker
+# compose-cli-start first: the Compose build (minutes, once per machine) runs while lint and mypy do.
+test: bootstrap compose-cli-start lint typecheck imports kustomize compose-cli pytest ## everything CI runs: lint, types, architecture, all tests on a real broker
+test: export COMPOSE_REQUIRED = 1
 
 lint: ## ruff: lint rules and formatting
 	$(UV) run ruff check .
@@ -67,6 +69,12 @@ imports: ## import-linter: services independent, common knows no service, domain
 
 kustomize: ## build the real kustomize once (Go module proxy; cached): tests/deploy renders deploy/k8s with it
 	@bash tools/k8s/install-kustomize.sh >/dev/null
+
+compose-cli-start: ## start building the Docker Compose v2 CLI in the background, unless cached
+	@bash tools/compose/install-compose.sh --background
+
+compose-cli: ## the real Docker Compose v2 CLI, built once (Go module proxy; cached): tests/deploy checks docker-compose.yml with it
+	@bash tools/compose/install-compose.sh >/dev/null
 
 pytest: ## unit, integration (real Kafka broker, real SQLite) and end-to-end tests
 	$(UV) run pytest -q

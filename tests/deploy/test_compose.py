@@ -127,8 +127,8 @@ def test_ports_urls_and_hosts_match_the_runners_table(
     for name, value in env.items():
         peer = name.removeprefix(p).removesuffix("_URL").lower()
         if name.endswith("_URL") and peer in BY_NAME:
-            # The service name as host: compose's DNS answers with every replica's address.
-            assert value == f"http://{peer}:{BY_NAME[peer].port}", name
+            # The service name as host, looked up for every replica's address (common.http.discovery).
+            assert value == f"dns+http://{peer}:{BY_NAME[peer].port}", name
     hosts = json.loads(env[f"{p}ALLOWED_HOSTS"])
     # Its own name (what peers send), and 127.0.0.1 (what the HEALTHCHECK sends).
     assert deployed.name in hosts
