@@ -295,12 +295,15 @@ async def test_a_hold_whose_outcome_is_unknown_is_released(world: World, failure
 async def test_a_hold_cut_off_by_the_deadline_is_released(world: World) -> None:
     world.inventory.answer_with = _hang
     member_id = world.new_member()
-    deadline_var.set(Deadline.after(0.1))
+    # The hold hangs until the budget cuts it off; the budget must outlast the reads before it,
+    # which took more than 0.1 s on a loaded machine (then no hold was asked for at all).
+    deadline_var.set(Deadline.after(2.0))
 
     with pytest.raises(DeadlineExceeded):
         await reserve(world, member_id)
     await world.reservations.compensations_settled()
 
+    assert len(world.inventory.hold_requests) == 1
     assert world.inventory.releases == [reservation_id_for(member_id, "key-1")]
 
 
