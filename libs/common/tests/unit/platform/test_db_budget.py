@@ -26,15 +26,28 @@ from common.errors import DeadlineExceeded
 SLACK_S = 3.0  # generous: a loaded machine may be slow to wake a waiting thread
 
 
-@pytest.fixture
-def db(new_database) -> Iterator[Database]:
-    database = Database(new_database("budget"), lock_timeout_s=30, background_lock_timeout_s=30)
+def _budget_database(url: str) -> Database:
+    database = Database(url, lock_timeout_s=30, background_lock_timeout_s=30)
     with database.transaction() as session:
         session.execute(text("CREATE TABLE bookings (id VARCHAR(20) PRIMARY KEY)"))
         session.execute(text("CREATE TABLE rooms (id VARCHAR(20) PRIMARY KEY, booked INTEGER NOT NULL)"))
         session.execute(text("INSERT INTO rooms VALUES ('r1', 0)"))
         if database.is_sqlite:
             session.execute(text("PRAGMA journal_mode=WAL"))
+    return database
+
+
+@pytest.fixture
+def db(new_database) -> Iterator[Database]:
+    database = _budget_database(new_database("budget"))
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def pg_db(new_postgres_database) -> Iterator[Database]:
+    """PostgreSQL only: SQLite has no statement timeout (a lock wait is its only unbounded wait)."""
+    database = _budget_database(new_postgres_database("budget"))
     yield database
     database.dispose()
 
@@ -113,9 +126,8 @@ def test_background_work_waits_its_own_timeout_and_sees_the_driver_error(db, loc
     assert _stored(db) == []
 
 
-def test_a_statement_running_past_the_budget_is_cancelled_with_a_504(db):
-    if db.is_sqlite:
-        pytest.skip("SQLite has no statement timeout: a lock wait is its only unbounded wait")
+def test_a_statement_running_past_the_budget_is_cancelled_with_a_504(pg_db):
+    db = pg_db
     token = deadline_var.set(Deadline.after(0.5))
     try:
         started = time.monotonic()
