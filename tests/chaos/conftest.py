@@ -272,7 +272,7 @@ class World:
             audit.orphaned,
             round(recovery, 2),
             bound_s,
-            details or {},
+            {**(details or {}), **({"mails_resent_same_message_id": audit.resent} if audit.resent else {})},
             problems + audit.problems,
         )
         _RESULTS.append(result)
