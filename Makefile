@@ -51,7 +51,6 @@ clean: down ## stop the stack, then delete the run folder (.run: databases, Kafk
 
 # compose-cli-start first: the Compose build (minutes, once per machine) runs while lint and mypy do.
 test: bootstrap compose-cli-start lint typecheck imports kustomize compose-cli pytest ## everything CI runs: lint, types, architecture, all tests on a real broker
-test: export COMPOSE_REQUIRED = 1
 
 lint: ## ruff: lint rules and formatting
 	$(UV) run ruff check .

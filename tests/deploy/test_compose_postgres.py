@@ -48,7 +48,7 @@ def _as_postgres(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[s
 def cluster() -> Iterator[tuple[Path, Path, int]]:
     pg_bin = _pg_bin()
     if pg_bin is None:
-        pytest.skip("no PostgreSQL server binaries (apt-get install postgresql)")
+        pytest.fail("no PostgreSQL server binaries (apt-get install postgresql)")
     # Not under pytest's tmp folder: that is root's, mode 0700, and the server runs as postgres.
     home = Path(tempfile.mkdtemp(prefix="compose-pg-"))
     if os.geteuid() == 0:
