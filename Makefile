@@ -67,13 +67,13 @@ imports: ## import-linter: services independent, common knows no service, domain
 	$(UV) run lint-imports
 
 kustomize: ## build the real kustomize once (Go module proxy; cached): tests/deploy renders deploy/k8s with it
-	@bash tools/k8s/install-kustomize.sh >/dev/null
+	@bash tools/go-tools/install.sh kustomize >/dev/null
 
 compose-cli-start: ## start building the Docker Compose v2 CLI in the background, unless cached
-	@bash tools/compose/install-compose.sh --background
+	@bash tools/go-tools/install.sh compose --background
 
 compose-cli: ## the real Docker Compose v2 CLI, built once (Go module proxy; cached): tests/deploy checks docker-compose.yml with it
-	@bash tools/compose/install-compose.sh >/dev/null
+	@bash tools/go-tools/install.sh compose >/dev/null
 
 pytest: ## unit, integration (real Kafka broker, real SQLite) and end-to-end tests
 	$(UV) run pytest -q

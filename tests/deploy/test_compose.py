@@ -3,7 +3,7 @@
 Two kinds of checks. Against the code: every service's environment is exactly what its settings
 class reads (nothing unknown, nothing host-bound left to its default), ports, peer URLs and
 health paths are the stack runner's table, keys land where ``common.auth.keys`` looks, images are
-pinned. And with the real Docker Compose v2 (built once by tools/compose/install-compose.sh):
+pinned. And with the real Docker Compose v2 (built once by tools/go-tools/install.sh):
 ``config -q`` accepts the file, rejects an unknown key, and the resolved environment of every
 service passes its settings' own prod validation. Without that binary those tests fail, saying
 how to build it (``make test`` builds it first).
@@ -34,7 +34,7 @@ from .catalogue import BY_NAME, DEPLOYED, READY_PATH, REPO, DeployedService, unp
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
-INSTALL_SCRIPT = REPO / "tools" / "compose" / "install-compose.sh"
+GO_TOOLS = REPO / "tools" / "go-tools" / "install.sh"
 HEALTHCHECK = REPO / "deploy" / "docker" / "healthcheck.py"
 POSTGRES_INIT = REPO / "deploy" / "compose" / "postgres-init.sh"
 CONFIG_TIMEOUT_S = 120  # one `config` takes well under a second idle; the machine may be loaded
@@ -382,7 +382,7 @@ def compose_bin() -> str:
     path = (
         os.environ.get("COMPOSE_BIN")
         or subprocess.run(
-            ["bash", str(INSTALL_SCRIPT), "--path"], capture_output=True, text=True, check=True
+            ["bash", str(GO_TOOLS), "compose", "--path"], capture_output=True, text=True, check=True
         ).stdout.strip()
     )
     if os.access(path, os.X_OK):

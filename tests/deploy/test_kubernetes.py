@@ -3,7 +3,7 @@
 (ports, health paths, who seeds), the settings classes (every variable a service reads), the
 key layout common.auth reads, and the pod security every container must have.
 
-kustomize is built once from the Go module proxy (tools/k8s/install-kustomize.sh, which
+kustomize is built once from the Go module proxy (tools/go-tools/install.sh, which
 `make test` runs first, cached); the dev overlay's secrets are generated into a copy of the
 tree, never into the checkout. What needs a cluster is listed in deploy/k8s/README.md.
 """
@@ -38,7 +38,7 @@ from .catalogue import BY_NAME, DEPLOYED, LIVE_PATH, READY_PATH, DeployedService
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
-INSTALLER = ROOT / "tools" / "k8s" / "install-kustomize.sh"
+GO_TOOLS = ROOT / "tools" / "go-tools" / "install.sh"
 SECRETS_TOOL = ROOT / "tools" / "k8s" / "dev_secrets.py"
 # The newest schemas kubernetes-validate ships, and the oldest release the files are for
 # (1.30: the preStop sleep action is on by default there).
@@ -135,7 +135,7 @@ class Rendered:
 @pytest.fixture(scope="session")
 def kustomize() -> Path:
     """The kustomize binary (built and cached by the installer; instant when cached)."""
-    done = subprocess.run(["bash", str(INSTALLER)], capture_output=True, text=True, check=False)
+    done = subprocess.run(["bash", str(GO_TOOLS), "kustomize"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, f"building kustomize failed:\n{done.stderr}"
     return Path(done.stdout.strip().splitlines()[-1])
 

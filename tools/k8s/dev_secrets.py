@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from common.auth.keys import ensure_service_keypair
+from stack.compose_env import secret_values
 from stack.services import SERVICE_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,20 +40,20 @@ POSTGRES_HOST = "postgres:5432"  # the dev overlay's example PostgreSQL Service
 
 
 def env_files(services: Sequence[str]) -> dict[str, dict[str, str]]:
-    """Fresh values for every ``<file>.env``, by file stem."""
-    shared = secrets.token_urlsafe(32)
-    files: dict[str, dict[str, str]] = {"postgres": {"POSTGRES_PASSWORD": secrets.token_urlsafe(24)}}
+    """Fresh values for every ``<file>.env``, by file stem (the same secrets compose's ``.env`` has)."""
+    fresh = secret_values(services)
+    files: dict[str, dict[str, str]] = {"postgres": {"POSTGRES_PASSWORD": fresh["POSTGRES_PASSWORD"]}}
     for service in services:
-        prefix = f"{service.upper()}_"
-        password = secrets.token_urlsafe(24)
-        files["postgres"][f"DB_PASSWORD_{service.upper()}"] = password
+        upper = service.upper()
+        password = fresh[f"DB_PASSWORD_{upper}"]
+        files["postgres"][f"DB_PASSWORD_{upper}"] = password
         values = {
-            f"{prefix}DATABASE_URL": f"postgresql+psycopg://{service}:{password}@{POSTGRES_HOST}/{service}",
-            f"{prefix}CURSOR_SECRET": secrets.token_urlsafe(32),
-            f"{prefix}SERVICE_SHARED_SECRET": shared,
+            f"{upper}_DATABASE_URL": f"postgresql+psycopg://{service}:{password}@{POSTGRES_HOST}/{service}",
+            f"{upper}_CURSOR_SECRET": fresh[f"CURSOR_SECRET_{upper}"],
+            f"{upper}_SERVICE_SHARED_SECRET": fresh["SERVICE_SHARED_SECRET"],
         }
         if service == "auth":
-            values["AUTH_ADMIN_PASSWORD"] = secrets.token_urlsafe(18)
+            values["AUTH_ADMIN_PASSWORD"] = fresh["ADMIN_PASSWORD"]
         if service == "notification":
             values["NOTIFICATION_SMTP_PASSWORD"] = ""  # the example mail catcher takes anyone
         files[service] = values

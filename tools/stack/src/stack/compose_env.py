@@ -47,8 +47,9 @@ def keypair_pem() -> tuple[str, str]:
     return private.decode(), public.decode()
 
 
-def generate(services: Iterable[str] = SERVICE_NAMES) -> dict[str, str]:
-    """Every variable of the ``.env``, freshly generated (names in a stable order)."""
+def secret_values(services: Iterable[str] = SERVICE_NAMES) -> dict[str, str]:
+    """Fresh passwords and secrets (no keys), long enough for ``env=prod``'s checks; the
+    Kubernetes dev overlay's generator (tools/k8s/dev_secrets.py) uses the same values."""
     values: dict[str, str] = {
         "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
         "SERVICE_SHARED_SECRET": secrets.token_urlsafe(32),
@@ -59,6 +60,15 @@ def generate(services: Iterable[str] = SERVICE_NAMES) -> dict[str, str]:
         # URL-safe alphabet: these go into postgresql+psycopg://user:password@host/db unescaped.
         values[f"DB_PASSWORD_{upper}"] = secrets.token_urlsafe(24)
         values[f"CURSOR_SECRET_{upper}"] = secrets.token_urlsafe(32)
+    return values
+
+
+def generate(services: Iterable[str] = SERVICE_NAMES) -> dict[str, str]:
+    """Every variable of the ``.env``, freshly generated (names in a stable order)."""
+    names = list(services)
+    values = secret_values(names)
+    for name in names:
+        upper = name.upper()
         values[f"SERVICE_KEY_{upper}"], values[f"SERVICE_PUB_{upper}"] = keypair_pem()
     values["USER_TOKEN_KEY"], values["USER_TOKEN_PUB"] = keypair_pem()
     return values
