@@ -23,6 +23,7 @@ import httpx
 
 from stack.console import Say, echo
 from stack.errors import StackError, StackInterrupted
+from stack.instances import instance_env, instance_name, split_name
 from stack.kafka import KafkaBroker
 from stack.ports import HOST, Readiness
 from stack.procs import ProcessHandle
@@ -53,15 +54,27 @@ class Restarts:
 
 @dataclass
 class ManagedService:
-    """One service of a stack: its migrate (or seed) and serve processes, and what is wanted of it."""
+    """One instance of a service in a stack: its migrate (or seed) and serve processes, and what
+    is wanted of it. Only the first instance (``room``) migrates; ``room-2`` waits for it."""
 
     spec: ServiceSpec
     migrate: ProcessHandle
     serve: ProcessHandle
+    instance: int = 1  # 1: the first (named like the service), 2: <service>-2, ...
     wanted: bool = False  # False after stop_service(): the watcher must not restart it
     serving: bool = False  # the serve process was started (after a successful migration)
     ready: Readiness | None = None
     restarts: Restarts | None = None
+
+    @property
+    def name(self) -> str:
+        """The process's name: ``room``, ``room-2`` (logs, pid files, ``stack stop room-2``)."""
+        return instance_name(self.spec.name, self.instance)
+
+    @property
+    def primary(self) -> bool:
+        """The first instance: it migrates and seeds the database the others share."""
+        return self.instance == 1
 
 
 class StackBase:
@@ -77,6 +90,7 @@ class StackBase:
         smtp_port: int = 1025,
         env_overrides: Mapping[str, str] | None = None,
         services: Sequence[str] | None = None,
+        instances: Mapping[str, int] | None = None,
         kafka_libs_dir: Path | None = None,
         log_level: str = "INFO",
         stop_timeout: float = 10.0,
@@ -138,27 +152,34 @@ class StackBase:
         )
         self._smtp_restarts = Restarts()
         names = list(services) if services is not None else [s.name for s in SERVICES]
+        if unknown := sorted(set(instances or {}) - set(names)):
+            raise StackError(f"--instances names services this stack does not run: {', '.join(unknown)}")
+        self.instances = {n: (instances or {}).get(n, 1) for n in names}
+        """How many instances each service runs (``stack.instances``)."""
         self._services: dict[str, ManagedService] = {}
-        for name in names:
-            svc_spec = spec(name)
-            env = self._service_env(svc_spec)
-            self._services[name] = ManagedService(
-                svc_spec,
-                migrate=ProcessHandle(
-                    f"{name}-migrate",
-                    svc_spec.command(sys.executable, "migrate"),
-                    log_path=self.log_path(name),
-                    pid_path=self.pids_dir / f"{name}-migrate.pid",
-                    env=env,
-                ),
-                serve=ProcessHandle(
-                    name,
-                    svc_spec.command(sys.executable, "serve"),
-                    log_path=self.log_path(name),
-                    pid_path=self.pids_dir / f"{name}.pid",
-                    env=env,
-                ),
-            )
+        for service in names:
+            svc_spec = spec(service)
+            for n in range(1, self.instances[service] + 1):
+                name = instance_name(service, n)
+                env = self._service_env(svc_spec, n)
+                self._services[name] = ManagedService(
+                    svc_spec,
+                    migrate=ProcessHandle(
+                        f"{name}-migrate",
+                        svc_spec.command(sys.executable, "migrate"),
+                        log_path=self.log_path(name),
+                        pid_path=self.pids_dir / f"{name}-migrate.pid",
+                        env=env,
+                    ),
+                    serve=ProcessHandle(
+                        name,
+                        svc_spec.command(sys.executable, "serve"),
+                        log_path=self.log_path(name),
+                        pid_path=self.pids_dir / f"{name}.pid",
+                        env=env,
+                    ),
+                    instance=n,
+                )
         self._http = httpx.Client(timeout=3.0)
         self._pool = ThreadPoolExecutor(max_workers=max(len(self._services), 1), thread_name_prefix="probe")
 
@@ -166,8 +187,12 @@ class StackBase:
 
     @property
     def service_names(self) -> list[str]:
-        """The services this stack runs, in catalogue order."""
+        """The processes of the services this stack runs, in catalogue order (``room``, ``room-2``)."""
         return list(self._services)
+
+    def instances_of(self, service: str) -> list[str]:
+        """The names of ``service``'s instances: ``["room", "room-2"]``."""
+        return [instance_name(service, n) for n in range(1, self.instances.get(service, 0) + 1)]
 
     @property
     def bootstrap_servers(self) -> str:
@@ -180,8 +205,9 @@ class StackBase:
         return self.broker.port
 
     def port(self, name: str) -> int:
-        """The HTTP port of service ``name``."""
-        return spec(name).port(self.base_port)
+        """The HTTP port of service ``name`` (or of an instance: ``room-2``)."""
+        service, n = split_name(name)
+        return spec(service).port(self.base_port, n)
 
     def url(self, name: str) -> str:
         """``http://127.0.0.1:<port>`` of service ``name``."""
@@ -189,7 +215,8 @@ class StackBase:
 
     def management_port(self, name: str) -> int:
         """The management port of service ``name`` (``/metrics``, internal docs)."""
-        return spec(name).management_port(self.base_port)
+        service, n = split_name(name)
+        return spec(service).management_port(self.base_port, n)
 
     def management_url(self, name: str) -> str:
         """``http://127.0.0.1:<management port>`` of service ``name``, e.g. ``…:9003`` for room."""
@@ -300,20 +327,25 @@ class StackBase:
         staging.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
         staging.replace(path)
 
+    def _migration(self, svc: ManagedService) -> ProcessHandle:
+        """The process that migrates ``svc``'s database: its first instance's."""
+        return self._services[svc.spec.name].migrate if svc.spec.name in self._services else svc.migrate
+
     def _check_migration(self, svc: ManagedService) -> None:
-        code = svc.migrate.returncode
+        migrate = self._migration(svc)
+        code = migrate.returncode
         if code not in (None, 0):
             svc.wanted = False
-            action = svc.migrate.command[-1]  # migrate, or seed (which migrates first)
+            action = migrate.command[-1]  # migrate, or seed (which migrates first)
             raise StackError(
-                f"{svc.spec.name}: `python -m {svc.spec.package} {action}` failed (exit {code}); "
-                f"last lines of {svc.migrate.log_path}:\n{svc.migrate.tail()}"
+                f"{svc.name}: `python -m {svc.spec.package} {action}` failed (exit {code}); "
+                f"last lines of {migrate.log_path}:\n{migrate.tail()}"
             )
 
     def _check_alive(self, svc: ManagedService) -> None:
         if svc.serving and not svc.serve.running:
             raise StackError(
-                f"{svc.spec.name} exited with code {svc.serve.returncode} while starting; "
+                f"{svc.name} exited with code {svc.serve.returncode} while starting; "
                 f"last lines of {svc.serve.log_path}:\n{svc.serve.tail()}"
             )
 
@@ -326,13 +358,13 @@ class StackBase:
             svc.ready = None
 
     def _not_ready_report(self, waiting: Sequence[ManagedService], timeout: float) -> str:
-        parts = [f"not ready within {timeout:.0f} s: {', '.join(s.spec.name for s in waiting)}"]
+        parts = [f"not ready within {timeout:.0f} s: {', '.join(s.name for s in waiting)}"]
         for svc in waiting:
             ready = svc.ready
-            parts.append(f"\n== {svc.spec.name}: {ready.detail if ready else 'never answered'}")
+            parts.append(f"\n== {svc.name}: {ready.detail if ready else 'never answered'}")
             if ready is not None and ready.body:
                 parts.append(f"readiness body: {ready.body}")
-            handle = svc.serve if svc.serving else svc.migrate  # still migrating at the deadline
+            handle = svc.serve if svc.serving else self._migration(svc)  # still migrating at the deadline
             parts.append(f"last lines of {handle.log_path}:\n{handle.tail()}")
         return "\n".join(parts)
 
@@ -359,7 +391,7 @@ class StackBase:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def _service_env(self, svc_spec: ServiceSpec) -> dict[str, str]:
+    def _service_env(self, svc_spec: ServiceSpec, instance: int = 1) -> dict[str, str]:
         env = self._base_env()
         env.update(
             service_env(
@@ -369,9 +401,12 @@ class StackBase:
                 bootstrap_servers=f"{HOST}:{self.broker.port}",
                 smtp_port=self.smtp_port,
                 log_level=self.log_level,
+                instance=instance,
+                instances=self.instances,
             )
         )
         env.update(self.env_overrides)
+        env.update(instance_env(svc_spec.name, instance, env))
         return env
 
     def _say(self, message: str) -> None:

@@ -19,6 +19,7 @@ from stack import compose_env
 from stack.console import echo
 from stack.control import ACTIONS, ControlError, send
 from stack.errors import StackError, StackInterrupted
+from stack.instances import parse_instances, split_name
 from stack.kafka import KafkaSetupError, KafkaStartError, default_run_dir
 from stack.ports import HOST, port_open, probe
 from stack.procs import owns_pid, read_pid
@@ -126,6 +127,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             base_port=args.base_port,
             smtp_port=args.smtp_port,
             services=args.services or None,
+            instances=args.instances,
             log_level=args.log_level,
             demo_data=not args.no_seed,
         )
@@ -244,8 +246,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     base_port = int(state.get("base_port", args.base_port))
     kafka_port = int(state.get("kafka_port", args.kafka_port))
     smtp_port = int(state.get("smtp_port", args.smtp_port))
-    names = list(state.get("services", {})) or list(SERVICE_NAMES)
-    urls = {n: f"http://{HOST}:{spec(n).port(base_port)}" for n in names}
+    names = list(state.get("services", {})) or list(SERVICE_NAMES)  # room, room-2, ...
+    instance = {n: split_name(n) for n in names}
+    urls = {n: f"http://{HOST}:{spec(s).port(base_port, i)}" for n, (s, i) in instance.items()}
 
     runner = read_pid(run_dir / STACK_PID_FILE)
     if runner is not None and owns_pid(runner, "stack", run_dir / STACK_PID_FILE):
@@ -272,7 +275,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     )
     echo(_table(("service", "url", "pid", "ready"), rows))
-    management = ", ".join(f"{n} :{spec(n).management_port(base_port)}" for n in names)
+    management = ", ".join(f"{n} :{spec(s).management_port(base_port, i)}" for n, (s, i) in instance.items())
     echo(f"management ports (/metrics, internal /docs): {management}")
     ready = sum(r.ready for r in results.values())
     echo(f"\n{ready}/{len(names)} services ready")
@@ -358,6 +361,13 @@ def cmd_compose_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _instances_arg(value: str) -> dict[str, int]:
+    try:
+        return parse_instances(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stack", description=__doc__)
     parser.add_argument("--run-dir", type=Path, default=None, help="default: $RUN_DIR or <repo>/.run")
@@ -378,6 +388,14 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--log-level", default="INFO")
     up.add_argument("--no-seed", action="store_true", help="skip the demo data (admin, license, rooms)")
     up.add_argument("--services", nargs="+", choices=SERVICE_NAMES, help="run only these services")
+    up.add_argument(
+        "--instances",
+        type=_instances_arg,
+        default={},
+        metavar="SERVICE=N,...",
+        help="run N instances of a service, e.g. room=2,notification=2 (default 1 each; "
+        "room-2 is the second, 10 ports above room)",
+    )
     up.set_defaults(func=cmd_up)
 
     dn = sub.add_parser("down", help="stop the running stack (from any terminal)")
@@ -411,7 +429,9 @@ def _parser() -> argparse.ArgumentParser:
     for action in ACTIONS:
         ctl = sub.add_parser(action, help=what[action])
         ctl.add_argument(
-            "name", help="a service (gateway, auth, member, room, inventory, notification), kafka or smtp"
+            "name",
+            help="a service (gateway, auth, member, room, inventory, notification), "
+            "an instance of one (room-2), kafka or smtp",
         )
         ctl.add_argument(
             "--timeout",

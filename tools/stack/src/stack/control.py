@@ -291,7 +291,7 @@ class Control(StackBase):
         deadline = time.monotonic() + timeout
         svc.wanted = True
         svc.restarts = Restarts()
-        if migrate:
+        if migrate and svc.primary:  # the others share the first instance's database
             svc.migrate.command = svc.spec.command(sys.executable, "migrate")  # seeded at start already
             svc.migrate.start()
             while svc.migrate.running:

@@ -206,7 +206,7 @@ class Stack(Supervision):
         running for days. Output goes to ``logs/<service>-seed.log`` and what each did is said.
         Raises ``StackError`` (with the seed's last lines) if one fails.
         """
-        seeding = [svc for svc in self._services.values() if svc.spec.seeds]
+        seeding = [svc for svc in self._services.values() if svc.spec.seeds and svc.primary]
         if not seeding:
             return
         self._say(f"seeding demo data: {', '.join(s.spec.name for s in seeding)}")
@@ -279,13 +279,16 @@ class Stack(Supervision):
         self._write_state()
         # Migrations need neither Kafka nor peers: run them while the JVM boots. So does the
         # demo data: `seed` migrates, then inserts what is missing, in the same process.
-        if self._services:
-            self._say(f"migrating databases: {', '.join(self._services)}")
-        seeding = [name for name, svc in self._services.items() if self._seeds_on_start(svc)]
+        primaries = [svc for svc in self._services.values() if svc.primary]
+        if primaries:
+            self._say(f"migrating databases: {', '.join(s.name for s in primaries)}")
+        seeding = [svc.name for svc in primaries if self._seeds_on_start(svc)]
         if seeding:
             self._say(f"seeding demo data (once migrated): {', '.join(seeding)}")
         for svc in self._services.values():
             svc.wanted = True
+            if not svc.primary:
+                continue  # serves once the first instance migrated the database they share
             action = "seed" if self._seeds_on_start(svc) else "migrate"
             svc.migrate.command = svc.spec.command(sys.executable, action)
             svc.migrate.start()
@@ -314,7 +317,7 @@ class Stack(Supervision):
         return self.started_in
 
     def _seeds_on_start(self, svc: ManagedService) -> bool:
-        return self.demo_data and svc.spec.seeds
+        return self.demo_data and svc.spec.seeds and svc.primary
 
     def _report_seeded(self) -> None:
         """Say what each seed did (its output precedes the service's in the service's log)."""
@@ -339,7 +342,7 @@ class Stack(Supervision):
         )
 
     def _preflight(self) -> None:
-        missing = [svc.spec.package for svc in self._services.values() if not svc.spec.is_installed()]
+        missing = sorted({s.spec.package for s in self._services.values() if not s.spec.is_installed()})
         if missing:
             raise StackError(
                 f"not installed in this environment: {', '.join(missing)}. "
@@ -365,7 +368,7 @@ class Stack(Supervision):
             for svc in self._services.values():
                 if svc.serving or not svc.wanted:
                     continue
-                code = svc.migrate.returncode
+                code = self._migration(svc).returncode
                 if code is None:
                     pending = True
                 elif code == 0:
@@ -381,7 +384,7 @@ class Stack(Supervision):
             if self._stop_requested.is_set():
                 raise StackInterrupted("stop requested while starting")
             for svc in self._services.values():
-                if not svc.serving and svc.migrate.returncode is not None:
+                if not svc.serving and self._migration(svc).returncode is not None:
                     self._check_migration(svc)
                     self._start_serving(svc)
                 self._check_alive(svc)
@@ -391,7 +394,7 @@ class Stack(Supervision):
                     f"last lines of {self.smtp.log_path}:\n{self.smtp.tail()}"
                 )
             serving = [s for s in self._services.values() if s.serving]
-            results = self._pool.map(lambda s: probe(self.url(s.spec.name), self._http), serving)
+            results = self._pool.map(lambda s: probe(self.url(s.name), self._http), serving)
             for svc, result in zip(serving, results, strict=True):
                 svc.ready = result
             smtp_up = port_open(self.smtp_port)

@@ -24,6 +24,8 @@ READY_PATH = "/health/ready"
 LIVE_PATH = "/health/live"
 # The port of the first service (gateway) when nothing else is asked for: 8000 + offset.
 DEFAULT_BASE_PORT = 8000
+# Instance n of a service listens (n - 1) x this above the first (stack.instances): room-2 8013.
+INSTANCE_PORT_STEP = 10
 
 
 @dataclass(frozen=True)
@@ -45,13 +47,17 @@ class ServiceSpec:
         """The settings prefix, e.g. ``ROOM_``."""
         return f"{self.name.upper()}_"
 
-    def port(self, base_port: int) -> int:
-        """The port this service listens on when the stack's base port is ``base_port``."""
-        return base_port + self.offset
+    def port(self, base_port: int, instance: int = 1) -> int:
+        """The port this service's ``instance`` (1: the first) listens on for ``base_port``."""
+        return base_port + self.offset + INSTANCE_PORT_STEP * (instance - 1)
 
-    def management_port(self, base_port: int) -> int:
+    def management_port(self, base_port: int, instance: int = 1) -> int:
         """Where its ``/metrics`` (and an internal service's docs) are served."""
-        return base_port + MANAGEMENT_OFFSET + self.offset
+        return self.port(base_port, instance) + MANAGEMENT_OFFSET
+
+    def urls(self, base_port: int, instances: int = 1) -> str:
+        """The base URLs of its first ``instances`` instances, comma-separated (a peer setting)."""
+        return ",".join(f"http://{HOST}:{self.port(base_port, n)}" for n in range(1, instances + 1))
 
     def command(self, python: str, action: str) -> list[str]:
         """``[python, -m, <package>, <action>]`` for ``migrate``, ``seed`` or ``serve``."""
@@ -111,12 +117,16 @@ def service_env(
     smtp_port: int,
     log_level: str = "INFO",
     services: Sequence[ServiceSpec] = SERVICES,
+    instance: int = 1,
+    instances: Mapping[str, int] | None = None,
 ) -> dict[str, str]:
     """The environment variables the stack sets for one service (on top of the caller's env).
 
     Peer URLs are set for every other service, used or not, so a service can start calling a
     new peer without the runner changing; so is the JWKS URL (every service verifies user
-    tokens with auth's keys), and the SMTP server for notification. Everything else that
+    tokens with auth's keys), and the SMTP server for notification. ``instance`` is which
+    instance of ``service`` this is (its ports); ``instances`` how many each service runs: a
+    peer URL lists them all, comma-separated (``common.http.discovery``). Everything else that
     services share lives under ``RUN_DIR`` (service keys, data). The database URL is left to
     the service's default (a SQLite file under ``$RUN_DIR/data``) unless the caller's
     environment overrides it.
@@ -125,20 +135,23 @@ def service_env(
     env = {
         "RUN_DIR": str(run_dir),
         f"{p}HOST": HOST,
-        f"{p}PORT": str(service.port(base_port)),
+        f"{p}PORT": str(service.port(base_port, instance)),
         f"{p}MANAGEMENT_HOST": HOST,
-        f"{p}MANAGEMENT_PORT": str(service.management_port(base_port)),
+        f"{p}MANAGEMENT_PORT": str(service.management_port(base_port, instance)),
         f"{p}ALLOWED_HOSTS": ALLOWED_HOSTS,
         f"{p}KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
         f"{p}LOG_LEVEL": log_level,
         # Logs go to a file: unbuffered so `stack logs` and crash tails show the last lines.
         "PYTHONUNBUFFERED": "1",
     }
+    counts = instances or {}
     for peer in services:
         if peer.name != service.name:
-            env[f"{p}{peer.name.upper()}_URL"] = f"http://{HOST}:{peer.port(base_port)}"
+            env[f"{p}{peer.name.upper()}_URL"] = peer.urls(base_port, counts.get(peer.name, 1))
     auth = BY_NAME["auth"]  # where the keys are, even when this stack runs without auth
-    env[f"{p}JWKS_URL"] = f"http://{HOST}:{auth.port(base_port)}{JWKS_PATH}"
+    env[f"{p}JWKS_URL"] = ",".join(
+        f"{url}{JWKS_PATH}" for url in auth.urls(base_port, counts.get("auth", 1)).split(",")
+    )
     if service.name == "notification":
         env[f"{p}SMTP_HOST"] = HOST
         env[f"{p}SMTP_PORT"] = str(smtp_port)

@@ -44,21 +44,21 @@ class Supervision(Control):
             svc.serving = False
             svc.ready = None
             log_path = svc.serve.log_path
-            self._say(f"{svc.spec.name} exited unexpectedly (code {code}); last lines of {log_path}:")
+            self._say(f"{svc.name} exited unexpectedly (code {code}); last lines of {log_path}:")
             self._say_block(svc.serve.tail(10))
             if restart:
                 delay = restarts.crashed(now - svc.serve.started_at)
-                self._say(f"restarting {svc.spec.name} in {delay:.0f} s")
+                self._say(f"restarting {svc.name} in {delay:.0f} s")
             else:
                 svc.wanted = False
         if not svc.serving and restarts.next_at is not None and now >= restarts.next_at:
             restarts.next_at = None
-            port = self.port(svc.spec.name)
+            port = self.port(svc.name)
             if port_in_use(port):
-                self._say(f"cannot restart {svc.spec.name}: port {port} is taken; retrying")
+                self._say(f"cannot restart {svc.name}: port {port} is taken; retrying")
                 restarts.crashed(0.0)
                 return
-            self._say(f"restarting {svc.spec.name} (attempt {restarts.crashes})")
+            self._say(f"restarting {svc.name} (attempt {restarts.crashes})")
             self._start_serving(svc)
             self._write_state()
 
