@@ -360,7 +360,10 @@ def test_the_settings_load_and_point_at_the_cluster(dev: Rendered) -> None:
         assert "*" not in settings.allowed_hosts
         for peer, url in settings.upstream_urls().items():
             target = BY_NAME[peer]
-            assert url.removeprefix("dns+") == f"http://{peer}:{target.port}", f"{row.name} -> {peer}"
+            # A headless Service's name resolves to every ready pod: the caller balances over
+            # them (common.http.discovery) instead of sticking to the one its pool connected to.
+            assert dev.get("Service", peer)["spec"].get("clusterIP") == "None", f"{peer}: not headless"
+            assert url == f"dns+http://{peer}:{target.port}", f"{row.name} -> {peer}"
         auth = BY_NAME["auth"]
         assert settings.jwks_url == f"http://auth:{auth.port}/.well-known/jwks.json"
         assert settings.kafka_bootstrap_servers == "kafka:9092"

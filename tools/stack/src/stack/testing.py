@@ -10,17 +10,25 @@ from stack.kafka import default_run_dir, ensure_kafka_libs
 from stack.ports import free_port_block
 from stack.procs import pid_alive
 from stack.runner import Stack
+from stack.services import INSTANCE_PORT_STEP
 
 
 @contextmanager
-def running_stack(run_dir: Path, env_overrides: Mapping[str, str], timeout: float) -> Iterator[Stack]:
+def running_stack(
+    run_dir: Path,
+    env_overrides: Mapping[str, str],
+    timeout: float,
+    instances: Mapping[str, int] | None = None,
+) -> Iterator[Stack]:
     """Start Kafka, the SMTP sink and the six services in ``run_dir``; stop them all on exit.
 
     Ports come from one free block below the ephemeral range (services base..base+5, then Kafka,
-    its controller and the SMTP sink), so the stack never clashes with ``make up``. Progress goes
-    to ``run_dir/stack.log``. On exit it checks that no process of the stack is left.
+    its controller and the SMTP sink; further instances 10 ports up each: ``stack.instances``),
+    so the stack never clashes with ``make up``. Progress goes to ``run_dir/stack.log``. On exit
+    it checks that no process of the stack is left.
     """
-    base = free_port_block(9)
+    most = max((instances or {}).values(), default=1)
+    base = free_port_block(9 + INSTANCE_PORT_STEP * (most - 1))
     log_file = run_dir / "stack.log"
 
     def say(line: str) -> None:
@@ -34,6 +42,7 @@ def running_stack(run_dir: Path, env_overrides: Mapping[str, str], timeout: floa
         kafka_controller_port=base + 7,
         smtp_port=base + 8,
         env_overrides=env_overrides,
+        instances=instances,
         kafka_libs_dir=ensure_kafka_libs(default_run_dir()),
         say=say,
     )
