@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -281,7 +281,7 @@ def poll(check: Callable[[], Any], what: str, within: float, interval: float = 0
         time.sleep(interval)
 
 
-def _message_id(mail: dict[str, Any]) -> str:
+def _message_id(mail: Mapping[str, Any]) -> str:
     """A mail's Message-ID (header names as sent; a mail without one counts on its own)."""
     for name, value in mail["headers"].items():
         if name.lower() == "message-id":
