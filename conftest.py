@@ -5,6 +5,7 @@ The broker starts lazily, once per pytest session (per xdist worker), the first 
 asks for ``kafka_broker`` or ``kafka_bootstrap``; sessions that never ask pay nothing. It runs
 on free ports with its data in the session's temp folder, so it never clashes with a broker
 started by ``make up``. The jars are cached in ``<repo>/.run/kafka/libs`` (or ``$KAFKA_HOME``).
+A module that asks for ``kafka_cluster`` gets a 3-broker cluster of its own (module scope).
 Tests that use these fixtures get the ``kafka`` marker automatically (``-m "not kafka"``).
 
 Databases: a test that asks for ``new_database`` runs twice, ``[sqlite]`` and ``[postgres]``
@@ -26,10 +27,11 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from common.messaging import AvroCodec
 from common.testing.events import EventPublisher
 from stack.kafka import KafkaBroker, default_run_dir, ensure_kafka_libs
+from stack.kafka_cluster import KafkaCluster
 from stack.ports import free_port_block
 from stack.postgres import PostgresServer
 
-_KAFKA_FIXTURES = frozenset({"kafka_broker", "kafka_bootstrap"})
+_KAFKA_FIXTURES = frozenset({"kafka_broker", "kafka_bootstrap", "kafka_cluster"})
 BROKER_START_TIMEOUT_S = 240  # a JVM on a loaded 2-core machine; ~5-15 s otherwise
 POSTGRES_START_TIMEOUT_S = 240  # initdb + start: ~3 s on a quiet machine, 10-20 s on a loaded one
 DB_ENGINES = ("sqlite", "postgres")
@@ -70,6 +72,40 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="module")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """A 3-node KRaft cluster (each node broker and controller, 127.0.0.1, free ports) for one
+    test module: topics default to 3 replicas with ``min.insync.replicas=2``.
+
+    Module-scoped (3 JVMs cost a lot on 2 cores): tests of the module may kill and restart
+    nodes (``cluster.broker(2).kill()``, ``cluster.start()``); each test gets every node
+    running again, and the cluster is stopped after the module.
+    """
+    libs = ensure_kafka_libs(default_run_dir())
+    port = free_port_block(6)  # 3 nodes x (client, controller), below the ephemeral range
+    cluster = KafkaCluster(
+        tmp_path_factory.mktemp("kafka-cluster"),
+        nodes=3,
+        port=port,
+        libs_dir=libs,
+        max_heap="384m",
+        min_heap="128m",
+    )
+    cluster.start(timeout=BROKER_START_TIMEOUT_S)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(autouse=True)
+def _kafka_cluster_running(request: pytest.FixtureRequest) -> None:
+    # A test that killed nodes and then failed must not break the tests after it.
+    if "kafka_cluster" in request.fixturenames:
+        cluster: KafkaCluster = request.getfixturevalue("kafka_cluster")
+        cluster.start(timeout=BROKER_START_TIMEOUT_S)
 
 
 @pytest.fixture(autouse=True)

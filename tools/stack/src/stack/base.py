@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -25,12 +25,13 @@ from stack.console import Say, echo
 from stack.errors import StackError, StackInterrupted
 from stack.instances import instance_env, instance_name, split_name
 from stack.kafka import KafkaBroker
+from stack.kafka_cluster import KafkaCluster
 from stack.ports import HOST, Readiness
 from stack.procs import ProcessHandle
 from stack.services import SERVICES, ServiceSpec, service_env, spec
 from stack.shutdown import PIDS_DIR, STATE_FILE
 
-__all__ = ["ManagedService", "Restarts", "StackBase"]
+__all__ = ["ManagedBroker", "ManagedService", "Restarts", "StackBase"]
 
 RESTART_BACKOFF_MAX_S = 30.0
 STABLE_AFTER_S = 60.0  # a process that ran this long has its crash counter reset
@@ -77,6 +78,17 @@ class ManagedService:
         return self.instance == 1
 
 
+@dataclass
+class ManagedBroker:
+    """One Kafka broker of a stack (``kafka``, or ``kafka-<n>`` of a cluster) and what is wanted of it."""
+
+    broker: KafkaBroker
+    wanted: bool = False  # supervised: False before start and after stop_service()
+    restarts: Restarts = field(default_factory=Restarts)
+    started_at: float = 0.0
+    given_up: bool = False  # crashed with restarts off: reported once, down until started
+
+
 class StackBase:
     """The state of a stack of Kafka, the SMTP sink and the services; see ``stack.runner.Stack``."""
 
@@ -92,6 +104,7 @@ class StackBase:
         services: Sequence[str] | None = None,
         instances: Mapping[str, int] | None = None,
         kafka_libs_dir: Path | None = None,
+        kafka_brokers: int = 1,
         log_level: str = "INFO",
         stop_timeout: float = 10.0,
         say: Say | None = echo,
@@ -119,20 +132,14 @@ class StackBase:
         self._blocking_depth = 0
         self._stopping = False
         self._started = False
-        self.broker = KafkaBroker(
-            self.run_dir,
-            port=kafka_port,
-            controller_port=kafka_controller_port,
-            log_file=self.logs_dir / "kafka.log",
-            progress=self._say,
-            pid_file=self.pids_dir / "kafka.pid",
-        )
-        self._kafka_restarts = Restarts()
-        self._kafka_started_at = 0.0
-        self._kafka_given_up = False
+        if kafka_brokers < 1:
+            raise StackError(f"kafka_brokers must be 1 or more, not {kafka_brokers}")
+        self.kafka_brokers = kafka_brokers
+        self._kafka_ports = (kafka_port, kafka_controller_port)
+        self._kafka: dict[str, ManagedBroker] = {}
+        self._make_brokers(kafka_libs_dir)
         # Kafka and the SMTP sink are supervised while "wanted": False before start and after a
         # stop_service(), so the watcher keeps them down. Paused processes (SIGSTOP) by name:
-        self._kafka_wanted = False
         self._smtp_wanted = False
         self._paused: set[str] = set()
         self.smtp = ProcessHandle(
@@ -195,13 +202,28 @@ class StackBase:
         return [instance_name(service, n) for n in range(1, self.instances.get(service, 0) + 1)]
 
     @property
+    def brokers(self) -> list[KafkaBroker]:
+        """The Kafka brokers: one (``kafka``), or the nodes of a cluster (``kafka-1`` …)."""
+        return [m.broker for m in self._kafka.values()]
+
+    @property
+    def broker(self) -> KafkaBroker:
+        """The first (with ``kafka_brokers=1`` the only) Kafka broker."""
+        return self.brokers[0]
+
+    @property
+    def kafka_names(self) -> list[str]:
+        """``["kafka"]``, or ``["kafka-1", "kafka-2", "kafka-3"]`` for a 3-broker cluster."""
+        return list(self._kafka)
+
+    @property
     def bootstrap_servers(self) -> str:
-        """Kafka's ``host:port`` for clients."""
-        return self.broker.bootstrap_servers
+        """Every broker's ``host:port``, comma-separated, for clients."""
+        return ",".join(b.bootstrap_servers for b in self.brokers)
 
     @property
     def kafka_port(self) -> int:
-        """Kafka's client port."""
+        """Kafka's (the first broker's) client port."""
         return self.broker.port
 
     def port(self, name: str) -> int:
@@ -236,18 +258,18 @@ class StackBase:
     def pid(self, name: str) -> int | None:
         """The pid of a running service, ``"kafka"`` or ``"smtp"``; None if not running."""
         self._known(name)
-        if name == "kafka":
-            return self.broker.pid
+        if name in self._kafka:
+            return self._kafka[name].broker.pid
         handle = self.smtp if name == "smtp" else self._services[name].serve
         return handle.pid if handle.running else None
 
     def ports(self) -> dict[str, int]:
         """Every port the stack binds, keyed by what uses it."""
-        ports = {
-            "kafka": self.broker.port,
-            "kafka controller": self.broker.controller_port,
-            "smtp sink": self.smtp_port,
-        }
+        ports: dict[str, int] = {}
+        for name, managed in self._kafka.items():
+            ports[name] = managed.broker.port
+            ports[f"{name} controller"] = managed.broker.controller_port
+        ports["smtp sink"] = self.smtp_port
         ports.update({name: self.port(name) for name in self._services})
         ports.update({f"{name} management": self.management_port(name) for name in self._services})
         return ports
@@ -287,8 +309,9 @@ class StackBase:
 
     @property
     def controllable(self) -> list[str]:
-        """The names ``stop_service`` and the others accept: the services, ``kafka``, ``smtp``."""
-        return [*self._services, "kafka", "smtp"]
+        """The names ``stop_service`` and the others accept: the services, ``kafka`` (or each
+        broker of a cluster, ``kafka-1`` …), ``smtp``."""
+        return [*self._services, *self._kafka, "smtp"]
 
     def _known(self, name: str) -> str:
         if name not in self.controllable:
@@ -301,8 +324,8 @@ class StackBase:
         brings it back)."""
         if self.pid(name) is not None:
             return "paused" if name in self._paused else "running"
-        if name == "kafka":
-            wanted = self._kafka_wanted and not self._kafka_given_up
+        if name in self._kafka:
+            wanted = self._kafka[name].wanted and not self._kafka[name].given_up
         else:
             wanted = self._smtp_wanted if name == "smtp" else self._services[name].wanted
         return "down" if wanted else "stopped"
@@ -315,6 +338,8 @@ class StackBase:
             "base_port": self.base_port,
             "kafka_port": self.broker.port,
             "kafka_controller_port": self.broker.controller_port,
+            "kafka_bootstrap": self.bootstrap_servers,
+            "kafka_brokers": {name: m.broker.port for name, m in self._kafka.items()},
             "smtp_port": self.smtp_port,
             "services": {name: self.url(name) for name in self._services},
             "mailbox": str(self.mailbox_path),
@@ -375,6 +400,34 @@ class StackBase:
 
     # -- helpers ---------------------------------------------------------------------------------
 
+    def _make_brokers(self, libs: Path | None) -> None:
+        """(Re)build the broker objects (``KafkaBroker`` takes the jar folder at construction)."""
+        port, controller_port = self._kafka_ports
+        if self.kafka_brokers == 1:
+            brokers = [
+                KafkaBroker(
+                    self.run_dir,
+                    port=port,
+                    controller_port=controller_port,
+                    libs_dir=libs,
+                    log_file=self.logs_dir / "kafka.log",
+                    progress=self._say,
+                    pid_file=self.pids_dir / "kafka.pid",
+                )
+            ]
+        else:
+            brokers = KafkaCluster(
+                self.run_dir,
+                nodes=self.kafka_brokers,
+                port=port,
+                controller_port=controller_port,
+                libs_dir=libs,
+                log_dir=self.logs_dir,
+                pids_dir=self.pids_dir,
+                progress=self._say,
+            ).brokers
+        self._kafka = {b.name: ManagedBroker(b) for b in brokers}
+
     @contextlib.contextmanager
     def _blocking(self) -> Iterator[None]:
         self._blocking_depth += 1
@@ -398,7 +451,7 @@ class StackBase:
                 svc_spec,
                 base_port=self.base_port,
                 run_dir=self.run_dir,
-                bootstrap_servers=f"{HOST}:{self.broker.port}",
+                bootstrap_servers=self.bootstrap_servers,
                 smtp_port=self.smtp_port,
                 log_level=self.log_level,
                 instance=instance,

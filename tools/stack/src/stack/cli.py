@@ -124,6 +124,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             run_dir,
             kafka_port=args.kafka_port,
             kafka_controller_port=args.kafka_controller_port,
+            kafka_brokers=args.kafka_brokers,
             base_port=args.base_port,
             smtp_port=args.smtp_port,
             services=args.services or None,
@@ -258,14 +259,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         results = dict(zip(names, pool.map(lambda n: probe(urls[n]), names), strict=True))
     rows = [(n, urls[n], _live_pid(run_dir, n), _held(state, n, results[n].detail)) for n in names]
-    rows.append(
-        (
-            "kafka",
-            f"{HOST}:{kafka_port}",
-            _live_pid(run_dir, "kafka"),
-            _held(state, "kafka", "listening" if port_open(kafka_port) else "not listening"),
-        )
+    brokers = state.get("kafka_brokers")
+    broker_ports = (
+        {str(n): int(p) for n, p in brokers.items()} if isinstance(brokers, dict) else {"kafka": kafka_port}
     )
+    for name, port in broker_ports.items():
+        listening = "listening" if port_open(port) else "not listening"
+        rows.append((name, f"{HOST}:{port}", _live_pid(run_dir, name), _held(state, name, listening)))
     rows.append(
         (
             "smtp sink",
@@ -383,6 +383,15 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start Kafka, the SMTP sink and the services; Ctrl-C stops all")
     ports(up)
     up.add_argument("--kafka-controller-port", type=int, default=None, help="default: Kafka port + 1")
+    up.add_argument(
+        "--kafka-brokers",
+        type=int,
+        default=1,
+        choices=range(1, 10),
+        metavar="N",
+        help="Kafka brokers (default 1); 3 makes a KRaft cluster, topics with 3 replicas and "
+        "min.insync.replicas=2; broker n on Kafka port + 2(n-1), controller on the next port",
+    )
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to get green (default 90)")
     up.add_argument("--no-restart", action="store_true", help="report crashed processes, don't restart")
     up.add_argument("--log-level", default="INFO")
@@ -431,7 +440,7 @@ def _parser() -> argparse.ArgumentParser:
         ctl.add_argument(
             "name",
             help="a service (gateway, auth, member, room, inventory, notification), "
-            "an instance of one (room-2), kafka or smtp",
+            "an instance of one (room-2), kafka (kafka-1, kafka-2 … with --kafka-brokers 3) or smtp",
         )
         ctl.add_argument(
             "--timeout",

@@ -170,17 +170,19 @@ class Control(StackBase):
     """One process at a time (labs, ``stack stop|start|...``, chaos tests), for a ``Stack``."""
 
     def stop_service(self, name: str, timeout: float | None = None) -> None:
-        """Stop a service, ``"kafka"`` or ``"smtp"`` (SIGTERM, then SIGKILL after ``timeout``).
+        """Stop a service, a broker (``"kafka"``, ``"kafka-2"``) or ``"smtp"`` (SIGTERM, then
+        SIGKILL after ``timeout``).
 
         It stays down (the watcher does not restart it) until ``start_service(name)``.
         """
         self._known(name)
         grace = self.stop_timeout if timeout is None else timeout
         self._paused.discard(name)  # stopping resumes it first (SIGCONT after SIGTERM)
-        if name == "kafka":
-            self._kafka_wanted = False
-            self._kafka_restarts = Restarts()
-            self.broker.stop(max(grace, 20.0))  # a clean broker shutdown takes longer
+        if name in self._kafka:
+            managed = self._kafka[name]
+            managed.wanted = False
+            managed.restarts = Restarts()
+            managed.broker.stop(max(grace, 20.0))  # a clean broker shutdown takes longer
         elif name == "smtp":
             self._smtp_wanted = False
             self._smtp_restarts = Restarts()
@@ -203,7 +205,7 @@ class Control(StackBase):
         env_overrides: Mapping[str, str] | None = None,
         migrate: bool = True,
     ) -> None:
-        """Start a stopped service, ``"kafka"`` or ``"smtp"``; with ``wait_ready`` return once it serves.
+        """Start a stopped service, broker or ``"smtp"``; with ``wait_ready`` return once it serves.
 
         A service is migrated first; ``migrate=False`` skips that (a restart of a service whose
         database is at head: faster). ``env_overrides`` change the service's environment from
@@ -211,8 +213,8 @@ class Control(StackBase):
         keep them. Kafka is always waited for (its clients need it registered, not just bound).
         """
         self._known(name)
-        if name == "kafka":
-            self._start_kafka(timeout)
+        if name in self._kafka:
+            self._start_kafka(name, timeout)
         elif name == "smtp":
             self._start_smtp(timeout if wait_ready else None)
         else:
@@ -246,16 +248,19 @@ class Control(StackBase):
         self._say(f"{name} resumed (pid {pid})")
         self._write_state()
 
-    def _start_kafka(self, timeout: float) -> None:
-        if self.broker.is_running:
-            raise StackError(f"kafka is already running (pid {self.broker.pid})")
-        self._kafka_wanted = False  # the watcher must not start it meanwhile
+    def _start_kafka(self, name: str, timeout: float) -> None:
+        managed = self._kafka[name]
+        if managed.broker.is_running:
+            raise StackError(f"{name} is already running (pid {managed.broker.pid})")
+        managed.wanted = False  # the watcher must not start it meanwhile
         with self._blocking():
-            self.broker.start(timeout=timeout)
-        self._kafka_restarts = Restarts()
-        self._kafka_started_at = time.monotonic()
-        self._kafka_given_up = False
-        self._kafka_wanted = True
+            # A node of a cluster registers once a majority of the quorum runs: with the
+            # others down too, start them as well (`stack start kafka-1`, then kafka-2 …).
+            managed.broker.start(timeout=timeout)
+        managed.restarts = Restarts()
+        managed.started_at = time.monotonic()
+        managed.given_up = False
+        managed.wanted = True
 
     def _start_smtp(self, timeout: float | None) -> None:
         if self.smtp.running:

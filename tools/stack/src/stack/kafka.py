@@ -1,7 +1,9 @@
-"""A real Apache Kafka broker (KRaft, single node) for the dev stack and the test session.
+"""A real Apache Kafka broker (KRaft, broker and controller in one process) for the dev stack and
+the test session: one node on its own, or one node of a ``stack.kafka_cluster.KafkaCluster``.
 
 The broker is the official Apache Kafka distribution, run from its Maven Central jars
-(``tools/kafka/pom.xml``) or from ``$KAFKA_HOME/libs``; no Docker, no Kafka look-alike.
+(``tools/kafka/pom.xml``, ``stack.kafka_jars``) or from ``$KAFKA_HOME/libs``; no Docker, no
+Kafka look-alike. Topics: ``stack.kafka_admin``.
 
 Typical use::
 
@@ -21,7 +23,6 @@ import base64
 import contextlib
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -30,14 +31,21 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Self
+from typing import Self
 
-import kafka.errors as kafka_errors
-from kafka import KafkaAdminClient
-
+from stack.kafka_admin import DLQ_SUFFIX, broker_answers, ensure_topics
+from stack.kafka_jars import (
+    KafkaSetupError,
+    Progress,
+    default_run_dir,
+    ensure_kafka_libs,
+    java_executable,
+    repo_root,
+    say,
+)
 from stack.ports import HOST, port_open
 from stack.procs import ProcessHandle, command_line, pid_alive, read_pid, run, signal_group
 
@@ -55,23 +63,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str], None]
-"""Receives one human-readable progress line (e.g. the runner prints it)."""
-
-DLQ_SUFFIX = ".dlq"
 NODE_ID = 1
 PROGRESS_EVERY_S = 5.0  # how often a starting broker is reported
 LOG_TAIL_LINES = 40
-_BROKER_JAR_GLOB = "kafka_2.13-*.jar"
-_INSTALL_HINT = (
-    "Install Java 17+ and Maven (e.g. `apt-get install openjdk-17-jre-headless maven`, "
-    "`brew install openjdk@17 maven`), or set KAFKA_HOME to an unpacked Apache Kafka 4.x "
-    "distribution."
-)
-
-
-class KafkaSetupError(RuntimeError):
-    """Kafka cannot be obtained or prepared (no Java/Maven, failed download, bad data dir)."""
 
 
 class KafkaStartError(RuntimeError):
@@ -83,25 +77,6 @@ class KafkaStartError(RuntimeError):
         """True when the broker was still starting at the deadline (more time may be all it needs)."""
 
 
-# --------------------------------------------------------------------------- paths and helpers
-
-
-def repo_root() -> Path:
-    """The monorepo root: the nearest folder holding ``tools/kafka/pom.xml``."""
-    marker = Path("tools") / "kafka" / "pom.xml"
-    here = Path(__file__).resolve()
-    for start in (here.parent, Path.cwd().resolve()):
-        for folder in (start, *start.parents):
-            if (folder / marker).is_file():
-                return folder
-    raise KafkaSetupError(f"cannot find the repository root (no {marker} above {here})")
-
-
-def default_run_dir() -> Path:
-    """The git-ignored run folder of the repository (``<repo>/.run``)."""
-    return repo_root() / ".run"
-
-
 def new_cluster_id() -> str:
     """A random KRaft cluster id, in the same form as ``kafka-storage random-uuid``."""
     while True:
@@ -111,230 +86,21 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def _say(progress: Progress | None, message: str) -> None:
-    if progress is not None:
-        progress(message)
-    else:
-        log.info(message)
-
-
-def _java_executable() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home:
-        candidate = Path(java_home) / "bin" / "java"
-        if candidate.is_file():
-            return str(candidate)
-    found = shutil.which("java")
-    if found is None:
-        raise KafkaSetupError(f"`java` was not found on PATH. {_INSTALL_HINT}")
-    return found
-
-
-def _pom_kafka_version(pom: Path) -> str | None:
-    match = re.search(r"<kafka\.version>\s*([^<\s]+)\s*</kafka\.version>", pom.read_text("utf-8"))
-    return match.group(1) if match else None
-
-
-def _has_broker_jar(libs: Path, version: str | None) -> bool:
-    if version is not None:
-        return (libs / f"kafka_2.13-{version}.jar").is_file()
-    return libs.is_dir() and any(libs.glob(_BROKER_JAR_GLOB))
-
-
-# --------------------------------------------------------------------------- obtaining the jars
-
-
-def ensure_kafka_libs(run_dir: Path, progress: Progress | None = None) -> Path:
-    """Return a folder of Apache Kafka broker jars, obtaining them once if needed.
-
-    Order: ``$KAFKA_HOME/libs`` if ``KAFKA_HOME`` is set; else the cache
-    ``<run_dir>/kafka/libs`` if it holds the broker jar of the version pinned in
-    ``tools/kafka/pom.xml``; else Maven copies the jars into a temporary folder that is then
-    renamed into place, so an interrupted download never leaves a half-filled cache.
-    """
-    kafka_home = os.environ.get("KAFKA_HOME")
-    if kafka_home:
-        libs = Path(kafka_home).expanduser() / "libs"
-        if not _has_broker_jar(libs, None):
-            raise KafkaSetupError(
-                f"KAFKA_HOME={kafka_home} has no {_BROKER_JAR_GLOB} in libs/; point it at an "
-                "unpacked Apache Kafka 4.x distribution or unset it to download via Maven."
-            )
-        return libs
-
-    pom = repo_root() / "tools" / "kafka" / "pom.xml"
-    version = _pom_kafka_version(pom)
-    target = Path(run_dir) / "kafka" / "libs"
-    if _has_broker_jar(target, version):
-        return target
-
-    mvn = shutil.which("mvn")
-    _java_executable()  # Maven needs Java too; fail with the same clear hint
-    if mvn is None:
-        raise KafkaSetupError(f"`mvn` (Apache Maven) was not found on PATH. {_INSTALL_HINT}")
-
-    _say(progress, f"obtaining Apache Kafka {version or ''} jars via Maven… (first run only)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".libs-", dir=target.parent))
-    started = time.monotonic()
-    try:
-        cmd = [
-            mvn,
-            "-q",
-            "-B",
-            "-f",
-            str(pom),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={staging}",
-            "-DincludeScope=runtime",
-        ]
-        try:
-            code, output = run(cmd, timeout=1800)
-        except subprocess.TimeoutExpired as exc:
-            raise KafkaSetupError("Maven did not finish obtaining the Kafka jars in 30 min") from exc
-        if code != 0 or not _has_broker_jar(staging, version):
-            last = "\n".join(output.splitlines()[-30:])
-            raise KafkaSetupError(f"Maven could not obtain the Kafka jars (exit {code}):\n{last}")
-        _swap_into_place(staging, target, version)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already when the rename succeeded
-    _say(progress, f"Kafka jars ready in {target} ({time.monotonic() - started:.1f} s)")
-    return target
-
-
-def _swap_into_place(staging: Path, target: Path, version: str | None) -> None:
-    old: Path | None = None
-    if target.exists():
-        if _has_broker_jar(target, version):
-            return  # a concurrent run (another test worker, `make up`) finished first
-        old = target.with_name(f".libs-old-{uuid.uuid4().hex}")
-        target.rename(old)  # stale version or a folder left by hand
-    try:
-        staging.rename(target)
-    except OSError:
-        if not _has_broker_jar(target, version):
-            raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-# --------------------------------------------------------------------------- admin client
-
-
-class _AdminClient(KafkaAdminClient):  # type: ignore[misc]
-    """KafkaAdminClient that does not leak its IO thread when bootstrapping fails.
-
-    kafka-python 3.0 starts a daemon IO thread before bootstrapping and never stops it when
-    the constructor raises; polling a starting broker would pile those threads up.
-    """
-
-    def __init__(self, **configs: Any) -> None:
-        try:
-            super().__init__(**configs)
-        except BaseException:
-            client = getattr(self, "_client", None)
-            net = getattr(self, "_net", None)
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    client.close()
-            if net is not None:
-                with contextlib.suppress(Exception):
-                    net.stop()
-            raise
-
-
-@contextlib.contextmanager
-def _admin(bootstrap: str, timeout: float) -> Iterator[Any]:
-    timeout_ms = max(int(timeout * 1000), 500)
-    admin = _AdminClient(
-        bootstrap_servers=bootstrap,
-        client_id="stack-admin",
-        request_timeout_ms=timeout_ms,
-        bootstrap_timeout_ms=timeout_ms,
-    )
-    try:
-        yield admin
-    finally:
-        admin.close()
-
-
-def _broker_answers(bootstrap: str, timeout: float) -> bool:
-    """True once the broker serves metadata and is registered and unfenced."""
-    try:
-        with _admin(bootstrap, timeout) as admin:
-            cluster = admin.describe_cluster()
-    except (kafka_errors.KafkaError, OSError) as exc:
-        log.debug("broker not ready yet: %s", exc)
-        return False
-    return any(
-        b.get("broker_id") == NODE_ID and not b.get("is_fenced", False) for b in cluster.get("brokers", [])
-    )
-
-
-def ensure_topics(
-    bootstrap: str,
-    topics: Iterable[str],
-    partitions: int = 3,
-    with_dlq: bool = True,
-    timeout: float = 30.0,
-    replication_factor: int = 1,
-) -> list[str]:
-    """Create the topics (and each one's ``<topic>.dlq`` twin) if missing; idempotent.
-
-    Existing topics are left as they are. Returns every ensured topic name once the broker's
-    metadata shows all of them with a leader for every partition. Retriable errors (broker
-    still starting, leader moving) are retried until ``timeout``.
-    """
-    names: list[str] = []
-    for topic in topics:
-        wanted = [topic]
-        if with_dlq and not topic.endswith(DLQ_SUFFIX):
-            wanted.append(topic + DLQ_SUFFIX)
-        names.extend(n for n in wanted if n not in names)
-    if not names:
-        return []
-
-    deadline = time.monotonic() + timeout
-    spec = {n: {"num_partitions": partitions, "replication_factor": replication_factor} for n in names}
-    while True:
-        remaining = deadline - time.monotonic()
-        try:
-            if remaining <= 0:
-                raise kafka_errors.KafkaTimeoutError("no time left")
-            with _admin(bootstrap, min(remaining, 10.0)) as admin:
-                result = admin.create_topics(
-                    spec, timeout_ms=int(min(remaining, 10.0) * 1000), raise_errors=False
-                )
-                for entry in result.get("topics", []):
-                    error = kafka_errors.for_code(entry.get("error_code", 0))
-                    if error in (kafka_errors.NoError, kafka_errors.TopicAlreadyExistsError):
-                        continue
-                    raise error(f"{entry.get('name')}: {entry.get('error_message')}")
-                remaining_ms = max(int((deadline - time.monotonic()) * 1000), 1)
-                admin.wait_for_topics(names, timeout_ms=remaining_ms)
-                return names
-        except (kafka_errors.KafkaError, OSError) as exc:
-            retriable = isinstance(exc, OSError) or getattr(exc, "retriable", False)
-            if not retriable:
-                raise
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"topics {names} not ready on {bootstrap} within {timeout:.0f} s: {exc}"
-                ) from exc
-            log.debug("ensure_topics retrying: %s", exc)
-            time.sleep(0.2)
-
-
 # --------------------------------------------------------------------------- the broker
 
 
 class KafkaBroker:
     """One Apache Kafka broker+controller (KRaft) on 127.0.0.1, run as a child process.
 
-    State lives under ``<run_dir>/kafka`` (``server.properties``, ``broker.pid``, ``data/``);
-    the broker's output goes to ``log_file`` (default ``<run_dir>/logs/kafka.log``). The data
-    survives ``stop()``/``start()``; storage is formatted only the first time.
+    State lives under ``state_dir`` (default ``<run_dir>/kafka``: ``server.properties``,
+    ``broker.pid``, ``data/``); the broker's output goes to ``log_file`` (default
+    ``<run_dir>/logs/kafka.log``). The data survives ``stop()``/``start()``; storage is
+    formatted only the first time.
+
+    Alone (``voters`` None) it is a single-voter quorum and topics get one replica. As one node
+    of a cluster (``voters``: every node's id → controller port, ``cluster_id`` shared) the
+    quorum is static and, with 3 or more nodes, topics default to 3 replicas with
+    ``min.insync.replicas=2``: an ``acks=all`` write survives the loss of any one broker.
     """
 
     def __init__(
@@ -350,11 +116,22 @@ class KafkaBroker:
         extra_properties: Mapping[str, str] | None = None,
         progress: Progress | None = None,
         pid_file: Path | None = None,
+        node_id: int = NODE_ID,
+        voters: Mapping[int, int] | None = None,
+        cluster_id: str | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.port = port
         self.controller_port = controller_port if controller_port is not None else port + 1
-        self.state_dir = self.run_dir / "kafka"
+        self.node_id = node_id
+        self.voters = dict(voters) if voters is not None else None
+        """Node id → controller port of every voter of a cluster; None: a broker on its own."""
+        if self.voters is not None and self.voters.get(node_id) != self.controller_port:
+            raise ValueError(f"voters {self.voters} must map node {node_id} to {self.controller_port}")
+        self.cluster_id = cluster_id
+        """The KRaft cluster id to format with (random when None); all nodes of a cluster share it."""
+        self.state_dir = Path(state_dir) if state_dir is not None else self.run_dir / "kafka"
         self.data_dir = self.state_dir / "data"
         self.properties_path = self.state_dir / "server.properties"
         self.pid_file = Path(pid_file) if pid_file is not None else self.state_dir / "broker.pid"
@@ -369,8 +146,14 @@ class KafkaBroker:
         self._progress = progress
         self._proc: ProcessHandle | None = None
         self._lock = threading.RLock()
+        self._started_at = 0.0
 
     # -- public API ------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """``kafka`` for a broker on its own, ``kafka-<node id>`` for a node of a cluster."""
+        return "kafka" if self.voters is None else f"kafka-{self.node_id}"
 
     @property
     def bootstrap_servers(self) -> str:
@@ -398,7 +181,18 @@ class KafkaBroker:
         with self._lock:
             if self.is_running:
                 return
-            java = _java_executable()
+            deadline = self.launch(timeout)
+            self.wait_ready(deadline, timeout)
+
+    def launch(self, timeout: float = 60.0) -> float:
+        """The first half of ``start()``: format if needed and spawn the JVM, without waiting.
+
+        Returns the deadline (``time.monotonic()`` based) to hand to ``wait_ready``. A cluster
+        launches every node before waiting for any: a node registers only once a majority of
+        the controller quorum runs.
+        """
+        with self._lock:
+            java = java_executable()
             self.state_dir.mkdir(parents=True, exist_ok=True)
             self._stop_leftover()
             for port in (self.port, self.controller_port):
@@ -408,20 +202,26 @@ class KafkaBroker:
                         "stop it or choose other ports"
                     )
             libs = self._libs_dir or ensure_kafka_libs(self.run_dir, self._progress)
-            started = time.monotonic()
-            deadline = started + timeout
+            self._started_at = time.monotonic()
+            deadline = self._started_at + timeout
             self._write_properties(self.properties_path, self.data_dir)
             self._format_if_needed(java, libs, deadline)
             self._spawn(java, libs)
+            return deadline
+
+    def wait_ready(self, deadline: float, timeout: float) -> None:
+        """The second half of ``start()``: poll until registered and unfenced, or stop the JVM
+        and raise ``KafkaStartError`` with the log tail."""
+        with self._lock:
             try:
                 self._wait_ready(deadline, timeout)
             except BaseException:
                 self._terminate(timeout=10)
                 raise
-            self.last_start_seconds = time.monotonic() - started
-            _say(
+            self.last_start_seconds = time.monotonic() - self._started_at
+            say(
                 self._progress,
-                f"Kafka broker ready on {self.bootstrap_servers} "
+                f"Kafka broker {self.name} ready on {self.bootstrap_servers} "
                 f"(pid {self.pid}, {self.last_start_seconds:.1f} s)",
             )
 
@@ -463,14 +263,38 @@ class KafkaBroker:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _quorum(self) -> dict[str, str]:
+        if self.voters is None:
+            # Kafka 4 dynamic quorum (KIP-853): bootstrap servers, not controller.quorum.voters,
+            # which `format --standalone` refuses.
+            return {"controller.quorum.bootstrap.servers": f"{HOST}:{self.controller_port}"}
+        # A cluster: a static quorum, every node formatted alike (no --standalone, no
+        # directory ids to exchange first).
+        voters = ",".join(f"{node}@{HOST}:{port}" for node, port in sorted(self.voters.items()))
+        return {"controller.quorum.voters": voters}
+
+    def _replication(self) -> dict[str, str]:
+        nodes = len(self.voters) if self.voters is not None else 1
+        replicas = str(min(nodes, 3))
+        # With 3 replicas an acked write is on at least 2 brokers: one may die, nothing acked is
+        # lost; with two down, acks=all producers wait (NOT_ENOUGH_REPLICAS) instead of losing.
+        min_isr = "2" if nodes >= 3 else "1"
+        return {
+            "default.replication.factor": replicas,
+            "min.insync.replicas": min_isr,
+            "offsets.topic.replication.factor": replicas,
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_isr,
+        }
+
     def _properties(self, log_dirs: Path) -> dict[str, str]:
         listeners = f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}"
         props = {
             "process.roles": "broker,controller",
-            "node.id": str(NODE_ID),
-            # Kafka 4 dynamic quorum (KIP-853): bootstrap servers, not controller.quorum.voters,
-            # which `format --standalone` refuses.
-            "controller.quorum.bootstrap.servers": f"{HOST}:{self.controller_port}",
+            "node.id": str(self.node_id),
+            **self._quorum(),
             "listeners": listeners,
             "advertised.listeners": listeners,
             "controller.listener.names": "CONTROLLER",
@@ -479,12 +303,7 @@ class KafkaBroker:
             "log.dirs": str(log_dirs),
             "num.partitions": "3",
             "auto.create.topics.enable": "true",
-            # A single node cannot hold more than one replica of the internal topics.
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            **self._replication(),
             # Consumers join a group at once instead of waiting 3 s for more members.
             "group.initial.rebalance.delay.ms": "0",
         }
@@ -514,7 +333,7 @@ class KafkaBroker:
                 f"{self.data_dir} is not empty but holds no meta.properties, so it is not a "
                 "formatted Kafka data folder; delete it to start with a fresh broker"
             )
-        _say(self._progress, f"formatting Kafka KRaft storage in {self.data_dir}")
+        say(self._progress, f"formatting Kafka KRaft storage in {self.data_dir}")
         # Format into a staging folder, then rename: an interrupted format leaves no half state.
         staging = Path(tempfile.mkdtemp(prefix=".data-", dir=self.state_dir))
         staging_props = self.state_dir / ".format.properties"
@@ -525,9 +344,9 @@ class KafkaBroker:
                 *self._jvm_args(libs),
                 "kafka.tools.StorageTool",
                 "format",
-                "--standalone",
+                *(["--standalone"] if self.voters is None else []),
                 "--cluster-id",
-                new_cluster_id(),
+                self.cluster_id or new_cluster_id(),
                 "--config",
                 str(staging_props),
             ]
@@ -597,10 +416,10 @@ class KafkaBroker:
                 )
             if now >= next_report:
                 next_report = now + PROGRESS_EVERY_S
-                _say(self._progress, self._progress_line(now - began, listening))
+                say(self._progress, self._progress_line(now - began, listening))
             # A cheap TCP probe first: the admin client is only worth building once the
             # listener exists.
-            if listening and _broker_answers(self.bootstrap_servers, min(remaining, 5.0)):
+            if listening and broker_answers(self.bootstrap_servers, min(remaining, 5.0), self.node_id):
                 return
             time.sleep(0.2)
 
@@ -609,7 +428,7 @@ class KafkaBroker:
         if len(last) > 100:
             last = last[:97] + "..."
         state = "listening, waiting for the broker to register" if listening else "JVM starting"
-        return f"Kafka: {state} ({waited:.0f} s) · log: {last}"
+        return f"Kafka {self.name}: {state} ({waited:.0f} s) · log: {last}"
 
     def _terminate(self, timeout: float) -> None:
         proc = self._proc
@@ -636,7 +455,7 @@ class KafkaBroker:
             return
         command = (command_line(pid) or "") if pid_alive(pid) else ""
         if "kafka.Kafka" in command and str(self.properties_path) in command:
-            _say(self._progress, f"stopping a leftover Kafka broker (pid {pid}) from an earlier run")
+            say(self._progress, f"stopping a leftover Kafka broker (pid {pid}) from an earlier run")
             signal_group(pid, signal.SIGTERM)
             give_up = time.monotonic() + 20
             while pid_alive(pid) and time.monotonic() < give_up:

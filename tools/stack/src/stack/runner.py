@@ -34,7 +34,8 @@ from typing import Self
 from stack.base import ManagedService
 from stack.control import clear_requests
 from stack.errors import StackError, StackInterrupted
-from stack.kafka import KafkaBroker, ensure_kafka_libs, ensure_topics
+from stack.kafka import ensure_kafka_libs, ensure_topics
+from stack.kafka_cluster import KafkaCluster
 from stack.ports import HOST, Readiness, check_ports_free, port_open, probe
 from stack.procs import ProcessHandle, owns_pid, read_pid
 from stack.services import all_topics
@@ -155,15 +156,20 @@ class Stack(Supervision):
         for svc in self._services.values():
             svc.wanted = svc.serving = False
             svc.ready = None
-        self._kafka_wanted = self._smtp_wanted = False
+        for managed in self._kafka.values():
+            managed.wanted = False
+        self._smtp_wanted = False
         self._paused.clear()
         if self.smtp.running:
             self._say("stopping the SMTP sink …")
         self.smtp.stop(grace)
-        if self.broker.is_running:
+        if any(b.is_running for b in self.brokers):
             self._say("stopping Kafka …")
-        self.broker.stop()
-        (self.pids_dir / "kafka.pid").unlink(missing_ok=True)
+        # Every broker at once: the last ones of a cluster could not shut down in a controlled
+        # way one by one (no quorum left) and would each wait for the timeout.
+        KafkaCluster.stop_all(self.brokers)
+        for name in self._kafka:
+            (self.pids_dir / f"{name}.pid").unlink(missing_ok=True)
         (self.run_dir / STATE_FILE).unlink(missing_ok=True)
         if self._started and self.spawned_any:
             self._say(f"stopped in {time.monotonic() - began:.1f} s")
@@ -258,8 +264,10 @@ class Stack(Supervision):
         for name, svc in self._services.items():
             state = svc.ready.detail if svc.ready is not None else "-"
             rows.append((name, self.url(name), str(self.pid(name) or "-"), state))
-        kafka_state = "running" if self.broker.is_running else "stopped"
-        rows.append(("kafka", self.bootstrap_servers, str(self.broker.pid or "-"), kafka_state))
+        for name, managed in self._kafka.items():
+            broker = managed.broker
+            kafka_state = "running" if broker.is_running else self.state(name)
+            rows.append((name, broker.bootstrap_servers, str(broker.pid or "-"), kafka_state))
         smtp_state = "running" if self.smtp.running else "stopped"
         smtp_pid = str(self.pid("smtp") or "-")
         rows.append(("smtp sink", f"smtp://{HOST}:{self.smtp_port}", smtp_pid, smtp_state))
@@ -273,7 +281,7 @@ class Stack(Supervision):
             folder.mkdir(parents=True, exist_ok=True)
         with self._blocking():
             libs = self.kafka_libs_dir or ensure_kafka_libs(self.run_dir, progress=self._say)
-        self.broker = self._with_libs(libs)
+        self._make_brokers(libs)
         self._t0 = time.monotonic()  # the one-time download is not part of "time to green"
         deadline = self._t0 + timeout
         self._write_state()
@@ -300,12 +308,14 @@ class Stack(Supervision):
         self.smtp.start()
         self._smtp_wanted = True
         self._say(f"SMTP sink on {HOST}:{self.smtp_port} → {self.mailbox_path}")
-        self._say(f"starting Kafka on {self.bootstrap_servers} (data in {self.broker.data_dir}) …")
+        data = self.broker.data_dir if self.kafka_brokers == 1 else self.broker.state_dir.parent
+        self._say(f"starting Kafka on {self.bootstrap_servers} (data in {data}) …")
         with self._blocking():
-            self.broker.start(timeout=max(deadline - time.monotonic(), 5.0))
-        self._kafka_started_at = time.monotonic()
-        self._kafka_given_up = False
-        self._kafka_wanted = True
+            KafkaCluster.start_all(self.brokers, timeout=max(deadline - time.monotonic(), 5.0))
+        for managed in self._kafka.values():
+            managed.started_at = time.monotonic()
+            managed.given_up = False
+            managed.wanted = True
         # Topics are created while the services finish starting: neither waits for the other.
         topics = _TopicsJob(self.bootstrap_servers, all_topics(), max(deadline - time.monotonic(), 5.0))
         self._launcher_stop.set()
@@ -328,18 +338,6 @@ class Stack(Supervision):
             output = _read_between(svc.migrate.log_path, svc.migrate.log_offset, svc.serve.log_offset)
             for line in _seed_report(output) or [f"{svc.spec.name}: demo data in place"]:
                 self._say(f"  {line}")
-
-    def _with_libs(self, libs: Path) -> KafkaBroker:
-        # KafkaBroker takes the jar folder at construction; rebuild it with the same settings.
-        return KafkaBroker(
-            self.run_dir,
-            port=self.broker.port,
-            controller_port=self.broker.controller_port,
-            libs_dir=libs,
-            log_file=self.broker.log_file,
-            progress=self._say,
-            pid_file=self.broker.pid_file,
-        )
 
     def _preflight(self) -> None:
         missing = sorted({s.spec.package for s in self._services.values() if not s.spec.is_installed()})
@@ -403,7 +401,12 @@ class Stack(Supervision):
                     raise StackError(f"creating the Kafka topics failed: {topics.error}") from topics.error
                 topics_reported = True
                 n = len(topics.topics)
-                self._say(f"topics ready: {n} + {n} .dlq twins, 3 partitions each")
+                replicas = min(self.kafka_brokers, 3)
+                isr = 2 if replicas == 3 else 1
+                self._say(
+                    f"topics ready: {n} + {n} .dlq twins, 3 partitions and {replicas} replica(s) "
+                    f"each, min.insync.replicas {isr}"
+                )
             done = (
                 smtp_up
                 and topics_reported

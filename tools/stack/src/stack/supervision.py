@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from stack.base import ManagedService, Restarts
+from stack.base import ManagedBroker, ManagedService, Restarts
 from stack.control import Control, serve_requests
 from stack.kafka import KafkaSetupError, KafkaStartError
 from stack.ports import port_in_use, probe
@@ -30,7 +30,8 @@ class Supervision(Control):
             for svc in self._services.values():
                 self._supervise_service(svc, now, restart)
             self._supervise_smtp(now, restart)
-            self._supervise_kafka(now, restart)
+            for managed in self._kafka.values():
+                self._supervise_kafka(managed, now, restart)
             if now - last_probe >= 3.0:
                 last_probe = now
                 self._report_readiness_changes()
@@ -78,29 +79,29 @@ class Supervision(Control):
             self.smtp.start()
             self._write_state()
 
-    def _supervise_kafka(self, now: float, restart: bool) -> None:
-        restarts = self._kafka_restarts
-        if self.broker.is_running or not self._kafka_wanted or self._kafka_given_up:
+    def _supervise_kafka(self, managed: ManagedBroker, now: float, restart: bool) -> None:
+        broker, restarts = managed.broker, managed.restarts
+        if broker.is_running or not managed.wanted or managed.given_up:
             return
         if restarts.next_at is None:
-            self._say(f"Kafka exited unexpectedly; last lines of {self.broker.log_file}:")
-            self._say_block(tail(self.broker.log_file, 10))
+            self._say(f"{broker.name} exited unexpectedly; last lines of {broker.log_file}:")
+            self._say_block(tail(broker.log_file, 10))
             if not restart:
-                self._kafka_given_up = True  # report once
+                managed.given_up = True  # report once
                 return
-            delay = restarts.crashed(now - self._kafka_started_at)
-            self._say(f"restarting Kafka in {delay:.0f} s")
+            delay = restarts.crashed(now - managed.started_at)
+            self._say(f"restarting {broker.name} in {delay:.0f} s")
             return
         if now >= restarts.next_at:
             try:
                 with self._blocking():
-                    self.broker.start(timeout=60)
+                    broker.start(timeout=60)
             except (KafkaSetupError, KafkaStartError, OSError) as exc:
                 delay = restarts.crashed(0.0)
-                self._say(f"Kafka did not restart ({type(exc).__name__}); retrying in {delay:.0f} s")
+                self._say(f"{broker.name} did not restart ({type(exc).__name__}); retrying in {delay:.0f} s")
                 return
             restarts.next_at = None
-            self._kafka_started_at = time.monotonic()
+            managed.started_at = time.monotonic()
             self._write_state()
 
     def _report_readiness_changes(self) -> None:

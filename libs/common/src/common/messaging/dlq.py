@@ -260,6 +260,8 @@ def default_bootstrap() -> tuple[str, str]:
     state_path = run_dir() / STACK_STATE_FILE
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))
+        if isinstance(state.get("kafka_bootstrap"), str):  # every broker of a cluster
+            return state["kafka_bootstrap"], str(state_path)
         return f"127.0.0.1:{int(state['kafka_port'])}", str(state_path)
     except (OSError, ValueError, KeyError, TypeError):
         pass

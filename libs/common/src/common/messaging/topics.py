@@ -67,7 +67,10 @@ def ensure_topics(
         missing = sorted(wanted - set(admin.list_topics()))
         if not missing:
             return []
-        spec = {name: {"num_partitions": partitions, "replication_factor": 1} for name in missing}
+        # Replication factor -1: the broker's default.replication.factor (KIP-464), so one
+        # call fits a lone dev broker (1) and a 3-broker cluster (3, with its
+        # min.insync.replicas=2) alike; the cluster's operator decides, not each service.
+        spec = {name: {"num_partitions": partitions, "replication_factor": -1} for name in missing}
         result = admin.create_topics(spec, timeout_ms=timeout_ms, raise_errors=False)
         for topic in result["topics"]:
             code = topic["error_code"]
