@@ -15,6 +15,8 @@ Guarantees
 - **Several relays** (PostgreSQL only): rows are claimed with ``FOR UPDATE SKIP LOCKED`` and
   a relay skips a row while an earlier row of the same key is claimed by another relay. On
   SQLite run one relay per service (its single writer already orders the ids).
+- **A failed round starts over with a new producer**, so no producer state survives a broker
+  failure (see ``_run``); what the old one still held is sent again (at-least-once).
 - **Fault switches** (``common.faults``, where ``relay``): ``pause`` holds the loop before a
   round; ``crash_after_send`` exits the process after the broker acked a batch and before its
   rows are marked, the window that makes delivery at-least-once.
@@ -132,6 +134,12 @@ class OutboxRelay(BackgroundThread):
                 except Exception as exc:  # Kafka or the DB is down: wait and try again
                     failures += 1
                     self._failed(exc, failures)
+                    # The next round gets a fresh producer (a new producer id). kafka-python
+                    # 3.0.12 never recovers an idempotent producer whose sent batch expired
+                    # (a leader lost for longer than delivery_timeout_ms): it drops its
+                    # producer id without asking for a new one, so every later send waits
+                    # forever, neither sent nor expired. Seen with a 3-broker cluster.
+                    self._close_producer(timeout=0)
                     # Sleep through wakes: new commits must not hammer a broker that is down.
                     self._stop.wait(self._backoff(failures))
                     continue
@@ -280,10 +288,12 @@ class OutboxRelay(BackgroundThread):
             session.execute(update(o).where(o.c.id.in_([r.id for r in published])).values(published_at=now))
         return published
 
-    def _close_producer(self) -> None:
+    def _close_producer(self, timeout: float = 5) -> None:
+        """Close the producer; ``timeout=0`` drops what it still holds (those rows are unmarked
+        and sent again by the next round)."""
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
-                producer.close(timeout=5)
+                producer.close(timeout=timeout)
             except Exception as exc:
                 log.debug("closing the relay's producer: %s", exc)

@@ -52,12 +52,14 @@ DRAIN_TIMEOUT_S = 180.0
 RELAY = {"poll_interval": 0.2, "backoff_base": 0.2, "backoff_cap": 2.0}
 
 
-def wait_for(condition: Any, timeout: float, what: str) -> float:
-    """Poll until ``condition()`` is truthy; the seconds it took (fails at ``timeout``)."""
+def wait_for(condition: Any, timeout: float, what: str, state: Any = None) -> float:
+    """Poll until ``condition()`` is truthy; the seconds it took (fails at ``timeout``, saying
+    ``state()`` when given)."""
     began = time.monotonic()
     while not condition():
         if time.monotonic() - began > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            detail = f": {state()}" if state is not None else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
         time.sleep(0.1)
     return time.monotonic() - began
 
@@ -122,6 +124,14 @@ class Pipeline:
 
     def drained(self, expected: set[str]) -> bool:
         return self.producer.unpublished() == 0 and expected <= set(self.consumer.applied())
+
+    def report(self) -> str:
+        """Where things stand (for a failure message)."""
+        return (
+            f"unpublished rows {self.producer.unpublished()}, applied {len(self.consumer.applied())}, "
+            f"relay healthy {self.relay.healthy} ({self.relay.last_error}), "
+            f"consumer healthy {self.runner.healthy} ({self.runner.last_error}), {self.cluster!r}"
+        )
 
     def leader_of(self, partition: int) -> int:
         admin = KafkaAdminClient(bootstrap_servers=self.cluster.bootstrap_servers)
@@ -204,7 +214,12 @@ def test_one_broker_killed_during_a_burst_loses_nothing_and_doubles_nothing(pipe
     assert killed_at
     expected = set(committed)
 
-    wait_for(lambda: pipeline.drained(expected), DRAIN_TIMEOUT_S, "every committed event applied")
+    wait_for(
+        lambda: pipeline.drained(expected),
+        DRAIN_TIMEOUT_S,
+        "every committed event applied",
+        state=pipeline.report,
+    )
     drain_s = time.monotonic() - killed_at[0]
 
     applied = pipeline.consumer.applied()
@@ -223,7 +238,12 @@ def test_one_broker_killed_during_a_burst_loses_nothing_and_doubles_nothing(pipe
 
 def test_two_brokers_killed_keep_the_rows_in_the_outbox_until_they_return(pipeline: Pipeline) -> None:
     before = {pipeline.write(i) for i in range(20)}
-    wait_for(lambda: pipeline.drained(before), DRAIN_TIMEOUT_S, "the events written while all ran")
+    wait_for(
+        lambda: pipeline.drained(before),
+        DRAIN_TIMEOUT_S,
+        "the events written while all ran",
+        state=pipeline.report,
+    )
 
     survivor = pipeline.leader_of(0)
     victims = [b for b in pipeline.cluster.brokers if b.node_id != survivor]
@@ -233,15 +253,25 @@ def test_two_brokers_killed_keep_the_rows_in_the_outbox_until_they_return(pipeli
 
     # The relay tries, and acks=all cannot complete (1 in-sync replica < min.insync.replicas 2,
     # and no controller majority to move a leader): every row stays unpublished.
-    wait_for(lambda: pipeline.producer.attempted() > 0, DRAIN_TIMEOUT_S, "a failed publish attempt")
-    wait_for(lambda: not pipeline.relay.healthy, 30, "the relay to report the failure")
+    wait_for(
+        lambda: pipeline.producer.attempted() > 0,
+        DRAIN_TIMEOUT_S,
+        "a failed publish attempt",
+        state=pipeline.report,
+    )
+    wait_for(lambda: not pipeline.relay.healthy, 30, "the relay to report the failure", pipeline.report)
     assert pipeline.producer.unpublished() == len(during)
     assert not during & set(pipeline.consumer.applied())  # none got through
 
     restarted = time.monotonic()
     pipeline.cluster.start(timeout=240)  # the two killed nodes, on their data
     back_s = time.monotonic() - restarted
-    wait_for(lambda: pipeline.drained(before | during), DRAIN_TIMEOUT_S, "the outbox to drain")
+    wait_for(
+        lambda: pipeline.drained(before | during),
+        DRAIN_TIMEOUT_S,
+        "the outbox to drain",
+        state=pipeline.report,
+    )
     drain_s = time.monotonic() - restarted
 
     applied = pipeline.consumer.applied()

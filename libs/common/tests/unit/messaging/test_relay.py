@@ -164,3 +164,39 @@ def test_batches_drain_the_whole_backlog_in_id_order(store, outbox, payloads) ->
     finally:
         relay.stop()
     assert [event_id for _, event_id, _ in producer.sent] == ids
+
+
+@dataclass
+class StuckAfterFailure(FakeProducer):
+    """Fails the first send, then never acknowledges anything again: kafka-python 3.0.12's
+    idempotent producer after an expired batch (it drops its producer id for good)."""
+
+    broken: bool = False
+    closed: bool = False
+
+    def send(self, topic, key, value, headers):
+        if self.broken:
+            return FakeFuture(TimeoutError("not acknowledged in time"))
+        self.broken = True
+        return FakeFuture(RuntimeError("leader lost; batch expired"))
+
+    def close(self, timeout=None):
+        self.closed = True
+
+
+def test_a_failed_round_replaces_the_producer_so_a_stuck_one_cannot_hold_the_outbox(
+    store, outbox, payloads
+) -> None:
+    db, tables = store
+    _write(store, outbox, payloads, ["a", "b", "c"])
+    stuck = StuckAfterFailure()
+    fresh = FakeProducer()
+    made = iter([stuck, fresh])
+    relay = OutboxRelay(db, tables, lambda: next(made), "room", backoff_base=0.01, backoff_cap=0.05)
+    relay.start()
+    try:
+        wait_for(lambda: relay.backlog() == 0, what="delivery through a new producer")
+    finally:
+        relay.stop()
+    assert stuck.closed
+    assert len(fresh.sent) == 3
