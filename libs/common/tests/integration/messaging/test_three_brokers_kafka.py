@@ -49,7 +49,7 @@ KEYS = 20
 # relay's failed sends take up to delivery_timeout_ms (10 s) each; a loaded 2-core box is slow.
 DRAIN_TIMEOUT_S = 180.0
 # The relay backs off from 0.2 s to 2 s (production: 0.5 s to 30 s) so recovery is seen early.
-RELAY = {"poll_interval": 0.2, "backoff_base": 0.2, "backoff_cap": 2.0}
+RELAY: dict[str, Any] = {"poll_interval": 0.2, "backoff_base": 0.2, "backoff_cap": 2.0}
 
 
 def wait_for(condition: Any, timeout: float, what: str, state: Any = None) -> float:
