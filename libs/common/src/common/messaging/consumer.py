@@ -38,7 +38,7 @@ from common.db import Database
 from common.faults import Switchboard
 from common.messaging.codec import AvroCodec, UndecodableMessage
 from common.messaging.envelope import Envelope, Headers, utc_now_iso
-from common.messaging.producer import create_producer, new_consumer
+from common.messaging.producer import close_producer, create_producer, new_consumer
 from common.messaging.tables import MessagingTables
 from common.messaging.topics import dlq_topic, ensure_topics
 from common.metrics import (
@@ -182,7 +182,7 @@ class ConsumerRunner:
                 self._connected = False
                 _quietly(consumer.close, autocommit=False, timeout_ms=2_000)
         if self._dlq_producer is not None:
-            _quietly(self._dlq_producer.close, timeout=2)
+            close_producer(self._dlq_producer, 2)
 
     def _connect(self) -> Any:
         timeout_s = self._consumer_config["bootstrap_timeout_ms"] / 1000
@@ -335,7 +335,7 @@ class ConsumerRunner:
                 self._stuck = True
                 self._note_failure(f"cannot write {target}; offset not committed", exc, failures)
                 if self._dlq_producer is not None:  # start afresh next time
-                    _quietly(self._dlq_producer.close, timeout=0)
+                    close_producer(self._dlq_producer, 0)
                     self._dlq_producer = None
                 self._stop.wait(self._delay(failures))
                 continue

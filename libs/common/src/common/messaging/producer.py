@@ -5,6 +5,7 @@ plus consumer and admin clients that don't leak a thread when Kafka is unreachab
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -15,6 +16,8 @@ REQUEST_TIMEOUT_MS = 5_000
 DELIVERY_TIMEOUT_MS = 10_000  # must be >= linger_ms + request_timeout_ms
 MAX_BLOCK_MS = 5_000  # how long send() may wait for metadata when the broker is unreachable
 RECONNECT_BACKOFF_MAX_MS = 1_000  # default 30 s would delay recovery after a broker restart
+
+log = logging.getLogger(__name__)
 
 
 def create_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaProducer:
@@ -46,6 +49,25 @@ def create_producer(bootstrap: str, client_id: str, **overrides: Any) -> KafkaPr
     }
     config.update(overrides)
     return KafkaProducer(**config)
+
+
+def close_producer(producer: Any, timeout: float) -> None:
+    """Close ``producer`` within ``timeout`` seconds, dropping what it has not delivered by then.
+
+    kafka-python 3.0's ``close(timeout)`` flushes first and raises when that flush times out,
+    leaving its IO thread running (and ``__del__`` trying again later); a relay replacing a
+    stuck producer after every failed round would pile threads up. So stop the thread here.
+    """
+    try:
+        producer.close(timeout=timeout)
+    except Exception as exc:
+        log.debug("producer did not close cleanly (%s); forcing it", exc)
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:
+            with contextlib.suppress(Exception):
+                sender.force_close()  # fails its pending batches, closes its connections
+                sender.join(5)
+        producer._closed = True  # what close() sets at its end; __del__ then does nothing
 
 
 def _stop_io(client: Any) -> None:

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from common.db import Database
 from common.faults import Switchboard
-from common.messaging.producer import create_producer
+from common.messaging.producer import close_producer, create_producer
 from common.messaging.tables import MessagingTables
 from common.messaging.topics import ensure_topics as ensure_kafka_topics
 from common.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
@@ -293,7 +293,4 @@ class OutboxRelay(BackgroundThread):
         and sent again by the next round)."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
-                producer.close(timeout=timeout)
-            except Exception as exc:
-                log.debug("closing the relay's producer: %s", exc)
+            close_producer(producer, timeout)
