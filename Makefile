@@ -28,9 +28,12 @@ bootstrap: ## install uv if absent, then create the environment (uv sync)
 # The runner's options go through ARGS, e.g. make up ARGS="--base-port 18000 --timeout 180"
 # (uv run stack up --help lists them). Labs stop/freeze one process: uv run stack stop|start|restart|pause|resume <name>.
 ARGS ?=
+# The services' databases: empty (SQLite files, the default) or DB=postgres (a local PostgreSQL
+# server under $(RUN_DIR)/postgres, one database per service).
+DB ?=
 
-up: bootstrap ## start Kafka, the SMTP sink and the six services; waits for green; Ctrl-C stops all (options: ARGS="...")
-	$(UV) run stack up $(ARGS)
+up: bootstrap ## start Kafka, the SMTP sink and the six services; waits for green; Ctrl-C stops all (options: DB=postgres, ARGS="...")
+	$(UV) run stack up $(if $(DB),--db $(DB)) $(ARGS)
 
 down: ## stop the stack started by `make up` (from any terminal)
 	@$(UV) run stack down

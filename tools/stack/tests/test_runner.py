@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +26,7 @@ from stack.ports import check_ports_free, free_port_block, port_in_use, probe
 from stack.procs import ProcessHandle, pid_alive, read_pid
 from stack.runner import Stack, _seed_report
 from stack.services import SERVICE_NAMES, all_topics, service_env, spec
-from stack.shutdown import STACK_PID_FILE, cleanup_leftovers, down
+from stack.shutdown import STACK_PID_FILE, cleanup_leftovers, down, read_state
 
 PY = sys.executable
 START_TIMEOUT_S = 300  # a cold JVM and six services on a loaded 2-core machine; green is usually ~20 s
@@ -361,6 +364,41 @@ def test_status_with_nothing_running_reports_not_ready(
     assert "0/6 services ready" in out
 
 
+def test_up_takes_the_database_engine_and_postgres_sits_beside_kafka(tmp_path: Path) -> None:
+    args = _parser().parse_args(["up", "--db", "postgres", "--kafka-port", "19092"])
+    assert (args.db, args.postgres_port) == ("postgres", None)
+    assert _parser().parse_args(["up"]).db == "sqlite"  # the default stays SQLite
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["up", "--db", "mysql"])
+
+    stack = Stack(tmp_path, kafka_port=19092, db="postgres", say=None)
+    try:
+        assert stack.databases.port == 19094  # Kafka's port + 2 (+1 is its controller)
+        assert stack.ports()["postgres"] == 19094
+        for name in SERVICE_NAMES:
+            assert stack.service_env(name)[f"{name.upper()}_DATABASE_URL"] == (
+                f"postgresql+psycopg://postgres@127.0.0.1:19094/{name}"
+            )
+    finally:
+        stack.close()
+    on_sqlite = Stack(tmp_path, say=None)
+    on_sqlite.close()
+    assert "ROOM_DATABASE_URL" not in on_sqlite.service_env("room")  # the service's default file
+
+
+def test_status_lists_the_postgres_server_of_a_postgres_stack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port_block(1)
+    (tmp_path / "stack.json").write_text(json.dumps({"db": "postgres", "postgres_port": port}))
+
+    main(["--run-dir", str(tmp_path), "status", "--base-port", str(_free_base_port())])
+
+    assert re.search(
+        rf"postgres +postgresql://127\.0\.0\.1:{port} +- +not listening", capsys.readouterr().out
+    )
+
+
 def test_logs_prints_the_tail_of_each_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -376,14 +414,15 @@ def test_logs_prints_the_tail_of_each_log(tmp_path: Path, capsys: pytest.Capture
 
 
 def _stack(run_dir: Path, **kwargs: object) -> Stack:
-    """A stack on its own ports: services at base..base+5, then Kafka, its controller, SMTP."""
-    base = free_port_block(len(SERVICE_NAMES) + 3)
+    """A stack on its own ports: services at base..base+5, then Kafka, its controller, SMTP, PostgreSQL."""
+    base = free_port_block(len(SERVICE_NAMES) + 4)
     return Stack(
         run_dir,
         base_port=base,
         kafka_port=base + 6,
         kafka_controller_port=base + 7,
         smtp_port=base + 8,
+        postgres_port=base + 9,
         kafka_libs_dir=ensure_kafka_libs(default_run_dir()),
         **kwargs,  # type: ignore[arg-type]
     )
@@ -488,3 +527,47 @@ def test_a_failing_seed_stops_the_start_naming_the_seed_and_its_error(tmp_path: 
     assert not list((tmp_path / "pids").glob("*.pid"))
     for port in stack.ports().values():
         assert not port_in_use(port), port
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+@pytest.mark.timeout(900)
+def test_a_postgres_stack_gives_each_service_its_own_database_and_goes_green() -> None:
+    # PostgreSQL runs as the 'postgres' user, which must reach the data folder: not pytest's 0700 tmp.
+    run_dir = Path(tempfile.mkdtemp(prefix="stack-pg-test-"))
+    run_dir.chmod(0o755)
+    said: list[str] = []
+    stack = _stack(run_dir, db="postgres", say=said.append)
+    try:
+        stack.start(timeout=START_TIMEOUT_S)
+        server = stack.databases.server
+        assert server is not None
+        postgres_pid = stack.databases.pid
+        assert postgres_pid is not None
+        assert read_pid(run_dir / "pids" / "postgres.pid") == postgres_pid
+        assert read_state(run_dir)["postgres_port"] == server.port  # type: ignore[index]
+        assert ("postgres", f"postgresql://127.0.0.1:{server.port}", str(postgres_pid), "running") in (
+            stack.summary_rows()
+        )
+        for name in SERVICE_NAMES:
+            # Green (start returned) with each service migrated into a database of its own.
+            assert probe(stack.url(name)).ready, name
+            serve_pid = stack.pid(name)
+            environ = Path(f"/proc/{serve_pid}/environ").read_bytes()
+            assert f"{name.upper()}_DATABASE_URL={server.url(name)}\0".encode() in environ, name
+            with server.connect(name) as conn:
+                tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables")}
+            assert {"alembic_version", "outbox", "processed_events"} <= tables, (name, tables)
+        with server.connect("room") as conn:
+            assert conn.execute("SELECT count(*) FROM rooms").fetchone() == (5,)  # seeded there
+        assert not list((run_dir / "data").glob("*.db"))  # no SQLite file was made
+        assert any(f"PostgreSQL databases: {', '.join(SERVICE_NAMES)}" in line for line in said), said
+    finally:
+        stack.close()
+    try:
+        assert not pid_alive(postgres_pid)
+        assert not list((run_dir / "pids").glob("*.pid"))
+        assert not port_in_use(server.port)
+        assert (run_dir / "postgres" / "data" / "PG_VERSION").exists()  # kept for the next run
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)

@@ -22,11 +22,13 @@ from pathlib import Path
 import httpx
 
 from stack.console import Say, echo
+from stack.databases import StackDatabases, default_postgres_port
 from stack.errors import StackError, StackInterrupted
 from stack.instances import instance_env, instance_name, split_name
 from stack.kafka import KafkaBroker
 from stack.kafka_cluster import KafkaCluster
 from stack.ports import HOST, Readiness
+from stack.postgres import PostgresServer
 from stack.procs import ProcessHandle
 from stack.services import SERVICES, ServiceSpec, service_env, spec
 from stack.shutdown import PIDS_DIR, STATE_FILE
@@ -109,6 +111,9 @@ class StackBase:
         stop_timeout: float = 10.0,
         say: Say | None = echo,
         demo_data: bool = True,
+        db: str = "sqlite",
+        postgres_port: int | None = None,
+        postgres: PostgresServer | None = None,
     ) -> None:
         self.run_dir = Path(run_dir).resolve()
         self.demo_data = demo_data
@@ -158,6 +163,17 @@ class StackBase:
             env=self._base_env(),
         )
         self._smtp_restarts = Restarts()
+        # ``postgres``: a server of the caller's to start and stop instead (tests: a throwaway one).
+        self.databases = StackDatabases(
+            db,
+            self.run_dir,
+            port=default_postgres_port(kafka_port, kafka_brokers) if postgres_port is None else postgres_port,
+            logs_dir=self.logs_dir,
+            pids_dir=self.pids_dir,
+            server=postgres,
+            say=self._say,
+        )
+        self._db_restarts = Restarts()
         names = list(services) if services is not None else [s.name for s in SERVICES]
         if unknown := sorted(set(instances or {}) - set(names)):
             raise StackError(f"--instances names services this stack does not run: {', '.join(unknown)}")
@@ -270,6 +286,7 @@ class StackBase:
             ports[name] = managed.broker.port
             ports[f"{name} controller"] = managed.broker.controller_port
         ports["smtp sink"] = self.smtp_port
+        ports.update(self.databases.ports())
         ports.update({name: self.port(name) for name in self._services})
         ports.update({f"{name} management": self.management_port(name) for name in self._services})
         return ports
@@ -341,6 +358,7 @@ class StackBase:
             "kafka_bootstrap": self.bootstrap_servers,
             "kafka_brokers": {name: m.broker.port for name, m in self._kafka.items()},
             "smtp_port": self.smtp_port,
+            **self.databases.state(),
             "services": {name: self.url(name) for name in self._services},
             "mailbox": str(self.mailbox_path),
             # What `stack status` shows beside readiness; rewritten whenever a pid or state changes.
@@ -458,6 +476,7 @@ class StackBase:
                 instances=self.instances,
             )
         )
+        env.update(self.databases.service_env(svc_spec))
         env.update(self.env_overrides)
         env.update(instance_env(svc_spec.name, instance, env))
         return env

@@ -18,6 +18,7 @@ from types import FrameType
 from stack import compose_env
 from stack.console import echo
 from stack.control import ACTIONS, ControlError, send
+from stack.databases import ENGINES
 from stack.errors import StackError, StackInterrupted
 from stack.instances import parse_instances, split_name
 from stack.kafka import KafkaSetupError, KafkaStartError, default_run_dir
@@ -82,6 +83,11 @@ def _print_green(stack: Stack, took: float) -> None:
         first, last = (stack.management_url(n) for n in (stack.service_names[0], stack.service_names[-1]))
         echo(f"  Manage:    {first}/metrics … {last.rsplit(':', 1)[1]}: /metrics, internal /docs (loopback)")
     echo(f"  Kafka:     {stack.bootstrap_servers}")
+    if stack.databases.port is not None:
+        echo(
+            f"  Databases: {stack.databases.url('<service>')}   (one per service; psql -h {HOST} -p "
+            f"{stack.databases.port} -U postgres <service>)"
+        )
     echo(f"  Mailbox:   {_rel(stack.mailbox_path)}")
     echo(f"  Logs:      {_rel(stack.logs_dir)}/<name>.log   (make logs)")
     if stack.demo_data and "auth" in stack.service_names:
@@ -131,6 +137,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             instances=args.instances,
             log_level=args.log_level,
             demo_data=not args.no_seed,
+            db=args.db,
+            postgres_port=args.postgres_port,
         )
         try:
             took = stack.start(timeout=args.timeout)
@@ -274,6 +282,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             _held(state, "smtp", "listening" if port_open(smtp_port) else "not listening"),
         )
     )
+    if state.get("db") == "postgres" and isinstance(pg_port := state.get("postgres_port"), int):
+        rows.append(
+            (
+                "postgres",
+                f"postgresql://{HOST}:{pg_port}",
+                _live_pid(run_dir, "postgres"),
+                "listening" if port_open(pg_port) else "not listening",
+            )
+        )
     echo(_table(("service", "url", "pid", "ready"), rows))
     management = ", ".join(f"{n} :{spec(s).management_port(base_port, i)}" for n, (s, i) in instance.items())
     echo(f"management ports (/metrics, internal /docs): {management}")
@@ -404,6 +421,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SERVICE=N,...",
         help="run N instances of a service, e.g. room=2,notification=2 (default 1 each; "
         "room-2 is the second, 10 ports above room)",
+    )
+    up.add_argument(
+        "--db",
+        choices=ENGINES,
+        default="sqlite",
+        help="sqlite (default: a file per service) or postgres (a local server, a database per service)",
+    )
+    up.add_argument(
+        "--postgres-port",
+        type=int,
+        default=None,
+        help="PostgreSQL's port with --db postgres (default: the port after Kafka's: 9094 for one broker)",
     )
     up.set_defaults(func=cmd_up)
 

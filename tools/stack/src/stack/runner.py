@@ -170,6 +170,7 @@ class Stack(Supervision):
         KafkaCluster.stop_all(self.brokers)
         for name in self._kafka:
             (self.pids_dir / f"{name}.pid").unlink(missing_ok=True)
+        self.databases.stop(grace)  # last: the services, which use it, are gone
         (self.run_dir / STATE_FILE).unlink(missing_ok=True)
         if self._started and self.spawned_any:
             self._say(f"stopped in {time.monotonic() - began:.1f} s")
@@ -259,7 +260,7 @@ class Stack(Supervision):
             )
 
     def summary_rows(self) -> list[tuple[str, str, str, str]]:
-        """``(name, url, pid, ready)`` rows for the services, Kafka and the SMTP sink."""
+        """``(name, url, pid, ready)`` rows for the services, Kafka, the SMTP sink (and PostgreSQL)."""
         rows = []
         for name, svc in self._services.items():
             state = svc.ready.detail if svc.ready is not None else "-"
@@ -271,6 +272,8 @@ class Stack(Supervision):
         smtp_state = "running" if self.smtp.running else "stopped"
         smtp_pid = str(self.pid("smtp") or "-")
         rows.append(("smtp sink", f"smtp://{HOST}:{self.smtp_port}", smtp_pid, smtp_state))
+        if (db_row := self.databases.summary_row()) is not None:
+            rows.append(db_row)
         return rows
 
     # -- start-up internals --------------------------------------------------------------------
@@ -285,6 +288,8 @@ class Stack(Supervision):
         self._t0 = time.monotonic()  # the one-time download is not part of "time to green"
         deadline = self._t0 + timeout
         self._write_state()
+        with self._blocking():  # PostgreSQL (--db postgres): the migrations need their databases
+            self.databases.start(self._services, timeout=max(deadline - time.monotonic(), 5.0))
         # Migrations need neither Kafka nor peers: run them while the JVM boots. So does the
         # demo data: `seed` migrates, then inserts what is missing, in the same process.
         primaries = [svc for svc in self._services.values() if svc.primary]

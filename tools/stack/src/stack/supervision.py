@@ -32,6 +32,8 @@ class Supervision(Control):
             self._supervise_smtp(now, restart)
             for managed in self._kafka.values():
                 self._supervise_kafka(managed, now, restart)
+            if self.databases.supervise(now, restart, self._db_restarts):  # --db postgres
+                self._write_state()
             if now - last_probe >= 3.0:
                 last_probe = now
                 self._report_readiness_changes()

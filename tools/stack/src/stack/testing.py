@@ -8,6 +8,7 @@ from pathlib import Path
 
 from stack.kafka import default_run_dir, ensure_kafka_libs
 from stack.ports import free_port_block
+from stack.postgres import PostgresServer
 from stack.procs import pid_alive
 from stack.runner import Stack
 from stack.services import INSTANCE_PORT_STEP
@@ -19,16 +20,20 @@ def running_stack(
     env_overrides: Mapping[str, str],
     timeout: float,
     instances: Mapping[str, int] | None = None,
+    *,
+    db: str = "sqlite",
 ) -> Iterator[Stack]:
     """Start Kafka, the SMTP sink and the six services in ``run_dir``; stop them all on exit.
 
     Ports come from one free block below the ephemeral range (services base..base+5, then Kafka,
-    its controller and the SMTP sink; further instances 10 ports up each: ``stack.instances``),
-    so the stack never clashes with ``make up``. Progress goes to ``run_dir/stack.log``. On exit
-    it checks that no process of the stack is left.
+    its controller and the SMTP sink, then PostgreSQL at base+9; further instances 10 ports up
+    each: ``stack.instances``), so the stack never clashes with ``make up``. ``db="postgres"``:
+    the services' databases are on a throwaway PostgreSQL server of the stack's (in a temp folder
+    the ``postgres`` user can reach, removed at stop). Progress goes to ``run_dir/stack.log``. On
+    exit it checks that no process of the stack is left.
     """
     most = max((instances or {}).values(), default=1)
-    base = free_port_block(9 + INSTANCE_PORT_STEP * (most - 1))
+    base = free_port_block(max(10, 9 + INSTANCE_PORT_STEP * (most - 1)))
     log_file = run_dir / "stack.log"
 
     def say(line: str) -> None:
@@ -45,6 +50,8 @@ def running_stack(
         instances=instances,
         kafka_libs_dir=ensure_kafka_libs(default_run_dir()),
         say=say,
+        db=db,
+        postgres=PostgresServer.ephemeral(base + 9) if db == "postgres" else None,
     )
     try:
         stack.start(timeout=timeout)
@@ -53,6 +60,8 @@ def running_stack(
         print(f"the test stack did not start; its log: {log_file}, process logs: {stack.logs_dir}")
         raise
     pids = [pid for name in [*stack.service_names, "kafka", "smtp"] if (pid := stack.pid(name))]
+    if stack.databases.pid is not None:
+        pids.append(stack.databases.pid)
     try:
         yield stack
     finally:
