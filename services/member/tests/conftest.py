@@ -3,7 +3,7 @@ consumers, user tokens, and a producer that publishes events as the other servic
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -27,11 +27,18 @@ GROUPS = {
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str) -> MemberSettings:
+def settings(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kafka_bootstrap: str,
+    new_database: Callable[[str], str],
+) -> MemberSettings:
+    """A migrated database of each engine (the root ``new_database``: [sqlite] and [postgres])."""
     monkeypatch.setenv("RUN_DIR", str(tmp_path))
     return migrated(
         MemberSettings(
             env="test",
+            database_url=new_database("member"),
             kafka_bootstrap_servers=kafka_bootstrap,
             service_keys_dir=tmp_path / "keys",
             outbox_poll_interval_s=0.2,

@@ -45,12 +45,21 @@ def consumer_metric(name: str, group: str, topic: str) -> float:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str) -> NotificationSettings:
-    """Settings with quick mail retries; SMTP points at a free port (``sink`` listens there)."""
+def settings(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kafka_bootstrap: str,
+    new_database: Callable[[str], str],
+) -> NotificationSettings:
+    """Settings with quick mail retries; SMTP points at a free port (``sink`` listens there).
+
+    The database: a migrated one of each engine (the root ``new_database``).
+    """
     monkeypatch.setenv("RUN_DIR", str(tmp_path))
     return migrated(
         NotificationSettings(
             env="test",
+            database_url=new_database("notification"),
             kafka_bootstrap_servers=kafka_bootstrap,
             service_keys_dir=tmp_path / "keys",
             smtp_port=free_port_block(1),

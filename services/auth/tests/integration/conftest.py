@@ -1,11 +1,12 @@
-"""Fixtures for the auth integration tests: a migrated SQLite database, the app in-process with
-its outbox relay on the session's real Kafka broker, and helpers that speak the HTTP API."""
+"""Fixtures for the auth integration tests: a migrated database (SQLite and PostgreSQL: the root
+``new_database``), the app in-process with its outbox relay on the session's real Kafka broker,
+and helpers that speak the HTTP API."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,15 +26,16 @@ from common.testing.apps import migrated, running
 from common.testing.events import start_groups_at_end
 
 MIGRATIONS = Path(auth_service.__file__).parent / "migrations"
+NewDatabase = Callable[[str], str]  # the root conftest's new_database
 PASSWORD = "correct horse battery"
 
 
-def make_settings(tmp_path: Path, kafka_bootstrap: str = "127.0.0.1:1") -> AuthSettings:
+def make_settings(tmp_path: Path, database_url: str, kafka_bootstrap: str = "127.0.0.1:1") -> AuthSettings:
     """Settings with every file in ``tmp_path`` (never the repository's .run folder)."""
     return AuthSettings(
         env="test",
         kafka_bootstrap_servers=kafka_bootstrap,
-        database_url=f"sqlite:///{tmp_path / 'auth.db'}",
+        database_url=database_url,
         service_keys_dir=tmp_path / "keys",
         user_token_keys_dir=tmp_path / "keys" / "user-tokens",
         outbox_poll_interval_s=0.2,
@@ -44,9 +46,11 @@ def make_settings(tmp_path: Path, kafka_bootstrap: str = "127.0.0.1:1") -> AuthS
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str) -> AuthSettings:
+def settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str, new_database: NewDatabase
+) -> AuthSettings:
     monkeypatch.setenv("RUN_DIR", str(tmp_path))
-    return migrated(make_settings(tmp_path, kafka_bootstrap), MIGRATIONS)
+    return migrated(make_settings(tmp_path, new_database("auth"), kafka_bootstrap), MIGRATIONS)
 
 
 @dataclass

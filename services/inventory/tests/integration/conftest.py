@@ -1,5 +1,6 @@
-"""Fixtures for inventory's integration tests: a migrated SQLite database, a controllable clock,
-a room of its own per test (unique id, so events of other tests on the shared broker never touch it).
+"""Fixtures for inventory's integration tests: a migrated database (SQLite and PostgreSQL), a
+controllable clock, a room of its own per test (unique id, so events of other tests on the shared
+broker never touch it).
 """
 
 from __future__ import annotations
@@ -56,11 +57,21 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "c
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> InventorySettings:
-    """Settings of a migrated database (Kafka: the session broker, for tests that start the app)."""
+def settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_database: Callable[[str], str]
+) -> InventorySettings:
+    """Settings of a migrated database, a fresh one of each engine (the root ``new_database``).
+
+    Kafka: the session broker, for tests that start the app (``app_settings``).
+    """
     monkeypatch.setenv("RUN_DIR", str(tmp_path))
     return migrated(
-        InventorySettings(env="test", service_keys_dir=tmp_path / "keys", reaper_interval_s=0.05),
+        InventorySettings(
+            env="test",
+            database_url=new_database("inventory"),
+            service_keys_dir=tmp_path / "keys",
+            reaper_interval_s=0.05,
+        ),
         MIGRATIONS,
     )
 

@@ -8,7 +8,6 @@ refused with a 504 before it commits, and nothing is held.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from sqlalchemy import select
 from common.context import Deadline, deadline_var
 from common.db import Database
 from common.errors import DeadlineExceeded
+from common.testing.databases import writes_held
 from inventory_service.adapters.orm import Hold
 from inventory_service.domain.model import Stay
 from inventory_service.service_layer.inventory import InventoryService
@@ -82,16 +82,11 @@ def test_a_hold_waiting_for_the_write_lock_past_its_budget_is_refused(
 ) -> None:
     add_room(room_id, capacity=1, days=3)
     budget()
-    other = sqlite3.connect(db.url.removeprefix("sqlite:///"), isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # an outside writer that does not let go
-    try:
+    with writes_held(db.url, "availability", "holds"):  # an outside writer that does not let go
         started = time.monotonic()
         with pytest.raises(DeadlineExceeded):
             inventory.place_hold("res-locked", Stay(room_id, day(0), day(2)))
         waited = time.monotonic() - started
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
 
     assert waited < 0.3 + SLACK_S  # the budget, not the 15 s background lock timeout
     deadline_var.set(None)

@@ -1,4 +1,5 @@
-"""Fixtures for the room integration tests: the room app in-process (migrated SQLite, relay to
+"""Fixtures for the room integration tests: the room app in-process (a migrated database of each
+engine, SQLite and PostgreSQL, from the root ``new_database``; relay to
 the real Kafka broker, real user tokens) and small stand-ins for member and inventory served by
 a real uvicorn on free ports, so room's ServiceClient makes real HTTP calls with service tokens.
 """
@@ -290,6 +291,7 @@ def start_room(
     standins: StandIns,
     member: MemberStandIn,
     inventory: InventoryStandIn,
+    new_database: Callable[[str], str],
 ) -> RoomFactory:
     """``async with start_room(member_timeout_s=0.3) as room:`` — the app with setting overrides."""
     monkeypatch.setenv("RUN_DIR", str(tmp_path))
@@ -300,7 +302,7 @@ def start_room(
             "env": "test",
             "kafka_bootstrap_servers": kafka_bootstrap,
             "service_keys_dir": keys_dir,
-            "database_url": f"sqlite:///{tmp_path / f'room-{uuid.uuid4().hex[:6]}.db'}",
+            "database_url": new_database("room"),
             "member_url": standins.member_url,
             "inventory_url": standins.inventory_url,
             "outbox_poll_interval_s": 0.2,

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sqlite3
 import time
 from datetime import timedelta
 
-from sqlalchemy import text
-
 from common.messaging import AvroCodec, topic_for
+from common.testing.databases import refuse_inserts, writes_held
 from room_service.domain.model import reservation_id_for
 
 from .conftest import InventoryStandIn, MemberStandIn, Room, RoomFactory, kafka_record, stay, today, wait_for
@@ -201,13 +199,7 @@ async def test_member_too_slow_is_503_after_our_own_timeout(
 
 
 async def test_store_failure_after_the_hold_releases_it(room: Room, inventory: InventoryStandIn) -> None:
-    with room.db.transaction() as session:
-        session.execute(
-            text(
-                "CREATE TRIGGER refuse BEFORE INSERT ON reservations "
-                "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
-            )
-        )
+    refuse_inserts(room.db, "reservations")  # the disk (or a constraint) fails at the worst moment
     member_id = room.new_member()
     response = await room.reserve(member_id)
 
@@ -222,21 +214,17 @@ async def test_store_failure_after_the_hold_releases_it(room: Room, inventory: I
 async def test_database_write_locked_beyond_the_budget_stores_nothing_and_leaves_no_hold(
     start_room: RoomFactory, inventory: InventoryStandIn
 ) -> None:
-    # Issue 7 fault 2: room's SQLite file locked from outside for longer than the request's
+    # Issue 7 fault 2: room's database locked from outside for longer than the request's
     # budget; the client got its 504, yet the reservation, the booking and the mail appeared.
     # The budget must outlast the member and inventory calls before the write, which took more
     # than 1 s on a loaded machine (then no hold was asked for at all); the lock outlasts both.
     async with start_room(db_lock_timeout_s=30, request_timeout_s=4.0) as room:
         member_id = room.new_member()
-        other = sqlite3.connect(room.settings.database_url.removeprefix("sqlite:///"), isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")  # like `sqlite3 room.db 'BEGIN IMMEDIATE'` in a terminal
-        try:
+        # Like `sqlite3 room.db 'BEGIN IMMEDIATE'` in a terminal (PostgreSQL: LOCK TABLE).
+        with writes_held(room.settings.database_url, "reservations"):
             started = time.monotonic()
             response = await room.reserve(member_id)
             elapsed = time.monotonic() - started
-        finally:
-            other.execute("ROLLBACK")
-            other.close()
 
         assert response.status_code in (503, 504), response.text
         assert response.headers["content-type"] == "application/problem+json"
