@@ -151,6 +151,7 @@ class StackDatabases:
         self._started_at = time.monotonic()
         if server.pid is not None:
             write_pid(self.pid_file, server.pid)
+        self._note(f"PostgreSQL restarted (pid {server.pid}); the services reconnect by themselves")
         return True
 
     def _note(self, message: str) -> None:
