@@ -414,8 +414,9 @@ def test_logs_prints_the_tail_of_each_log(tmp_path: Path, capsys: pytest.Capture
 
 
 def _stack(run_dir: Path, **kwargs: object) -> Stack:
-    """A stack on its own ports: services at base..base+5, then Kafka, its controller, SMTP, PostgreSQL."""
-    base = free_port_block(len(SERVICE_NAMES) + 4)
+    """A stack on its own ports: services at base..base+5, then Kafka, its controller, SMTP,
+    PostgreSQL; second instances at base+10..base+15."""
+    base = free_port_block(16)
     return Stack(
         run_dir,
         base_port=base,
@@ -537,7 +538,7 @@ def test_a_postgres_stack_gives_each_service_its_own_database_and_goes_green() -
     run_dir = Path(tempfile.mkdtemp(prefix="stack-pg-test-"))
     run_dir.chmod(0o755)
     said: list[str] = []
-    stack = _stack(run_dir, db="postgres", say=said.append)
+    stack = _stack(run_dir, db="postgres", instances={"room": 2}, say=said.append)
     try:
         stack.start(timeout=START_TIMEOUT_S)
         server = stack.databases.server
@@ -549,19 +550,24 @@ def test_a_postgres_stack_gives_each_service_its_own_database_and_goes_green() -
         assert ("postgres", f"postgresql://127.0.0.1:{server.port}", str(postgres_pid), "running") in (
             stack.summary_rows()
         )
-        for name in SERVICE_NAMES:
-            # Green (start returned) with each service migrated into a database of its own.
+        for name in (*SERVICE_NAMES, "room-2"):
+            # Green (start returned) with each service migrated into a database of its own; the
+            # instances of one service share theirs (and each relays its outbox: SKIP LOCKED).
             assert probe(stack.url(name)).ready, name
-            serve_pid = stack.pid(name)
-            environ = Path(f"/proc/{serve_pid}/environ").read_bytes()
-            assert f"{name.upper()}_DATABASE_URL={server.url(name)}\0".encode() in environ, name
-            with server.connect(name) as conn:
+            environ = Path(f"/proc/{stack.pid(name)}/environ").read_bytes()
+            service = name.split("-")[0]
+            assert f"{service.upper()}_DATABASE_URL={server.url(service)}\0".encode() in environ, name
+            assert b"_OUTBOX_RELAY=false\0" not in environ, name
+            with server.connect(service) as conn:
                 tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables")}
             assert {"alembic_version", "outbox", "processed_events"} <= tables, (name, tables)
         with server.connect("room") as conn:
             assert conn.execute("SELECT count(*) FROM rooms").fetchone() == (5,)  # seeded there
         assert not list((run_dir / "data").glob("*.db"))  # no SQLite file was made
         assert any(f"PostgreSQL databases: {', '.join(SERVICE_NAMES)}" in line for line in said), said
+        with server.connect() as conn:
+            databases = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        assert databases - {"postgres", "template0", "template1"} == set(SERVICE_NAMES)
     finally:
         stack.close()
     try:

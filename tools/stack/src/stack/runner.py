@@ -288,11 +288,12 @@ class Stack(Supervision):
         self._t0 = time.monotonic()  # the one-time download is not part of "time to green"
         deadline = self._t0 + timeout
         self._write_state()
+        primaries = [svc for svc in self._services.values() if svc.primary]
         with self._blocking():  # PostgreSQL (--db postgres): the migrations need their databases
-            self.databases.start(self._services, timeout=max(deadline - time.monotonic(), 5.0))
+            wanted = [svc.spec.name for svc in primaries]  # one per service, its instances share it
+            self.databases.start(wanted, timeout=max(deadline - time.monotonic(), 5.0))
         # Migrations need neither Kafka nor peers: run them while the JVM boots. So does the
         # demo data: `seed` migrates, then inserts what is missing, in the same process.
-        primaries = [svc for svc in self._services.values() if svc.primary]
         if primaries:
             self._say(f"migrating databases: {', '.join(s.name for s in primaries)}")
         seeding = [svc.name for svc in primaries if self._seeds_on_start(svc)]
