@@ -373,7 +373,7 @@ def test_up_takes_the_database_engine_and_postgres_sits_beside_kafka(tmp_path: P
 
     stack = Stack(tmp_path, kafka_port=19092, db="postgres", say=None)
     try:
-        assert stack.databases.port == 19094  # Kafka's port + 2 (+1 is its controller)
+        assert stack.databases.port == 19094  # after Kafka's port and its controller's
         assert stack.ports()["postgres"] == 19094
         for name in SERVICE_NAMES:
             assert stack.service_env(name)[f"{name.upper()}_DATABASE_URL"] == (
@@ -381,6 +381,9 @@ def test_up_takes_the_database_engine_and_postgres_sits_beside_kafka(tmp_path: P
             )
     finally:
         stack.close()
+    three_brokers = Stack(tmp_path, kafka_port=19092, kafka_brokers=3, db="postgres", say=None)
+    three_brokers.close()
+    assert three_brokers.databases.port == 19098  # after the nodes' 19092..19097
     on_sqlite = Stack(tmp_path, say=None)
     on_sqlite.close()
     assert "ROOM_DATABASE_URL" not in on_sqlite.service_env("room")  # the service's default file
