@@ -137,7 +137,12 @@ def _b64(data: bytes) -> str:
 def _unb64(text: str) -> bytes:
     if not text.isascii():
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # Only the exact text ``_b64`` wrote: the last character of a 32-byte MAC carries 2 unused
+    # bits, and a cursor changed only there must not pass as the one issued.
+    if _b64(data) != text:
+        raise ValueError("not in canonical base64url")
+    return data
 
 
 # -- the database side ---------------------------------------------------------------------------
