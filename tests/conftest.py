@@ -91,16 +91,10 @@ def eventually(check: Callable[[], T], what: str, within: float = 10.0, interval
 
 
 @pytest.fixture(scope="session")
-def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The running, seeded system on SQLite; stopped (every process gone) at the end of the session."""
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The running, seeded system; stopped (every process gone) at the end of the session."""
     with running_stack(tmp_path_factory.mktemp("e2e-stack"), ENV_OVERRIDES, timeout=180) as stack:
         yield stack
-
-
-@pytest.fixture(scope="session")
-def stack(shared_stack: Stack) -> Stack:
-    """The system the tests drive: the shared SQLite stack (``tests/e2e`` adds one on PostgreSQL)."""
-    return shared_stack
 
 
 @pytest.fixture(scope="session")
