@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
-from stack import compose_env
+from stack import compose_env, logview
 from stack.console import echo
 from stack.control import ACTIONS, ControlError, send
 from stack.databases import ENGINES
@@ -303,7 +303,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    """Print the last lines of the logs, then follow them (like ``tail -F``), each line prefixed."""
+    """Print the last lines of the logs, then follow them (like ``tail -F``), one line per event;
+    ``--trace ID``: one request's lines across every log, in time order."""
     logs_dir = _run_dir(args.run_dir) / "logs"
     if args.names:
         paths = [logs_dir / f"{name}.log" for name in args.names]
@@ -312,55 +313,19 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if not paths:
         echo(f"no logs yet in {_rel(logs_dir)} (start the stack with `make up`)")
         return 0
-    width = max(len(p.stem) for p in paths)
+    render = logview.Renderer(
+        width=max(len(p.stem) for p in paths), colour=logview.wants_colour(sys.stdout), raw=args.json
+    )
     try:
-        offsets = {path: _print_last(path, path.stem.ljust(width), args.lines) for path in paths}
-        sys.stdout.flush()
-        while args.follow:
-            for path in paths:
-                offsets[path] = _follow_one(path, offsets[path], path.stem.ljust(width))
-            sys.stdout.flush()
-            time.sleep(0.3)
+        if args.trace:
+            return 0 if logview.show_trace(paths, args.trace, render, sys.stdout) else 1
+        logview.show(paths, render, args.lines, args.follow, sys.stdout)
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:  # `stack logs | head`: the reader is gone, so are we
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
-
-
-def _print_last(path: Path, prefix: str, lines: int) -> int:
-    """Print the last ``lines`` lines of ``path``; return the offset to follow from."""
-    try:
-        with path.open("rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(size - 256_000, 0))  # logs grow large: only the tail is needed
-            data = fh.read()
-    except OSError:
-        return 0
-    end = data.rfind(b"\n") + 1
-    for line in data[:end].decode("utf-8", "replace").splitlines()[-lines:] if lines > 0 else []:
-        print(f"{prefix} | {line}")
-    return size - (len(data) - end)
-
-
-def _follow_one(path: Path, offset: int, prefix: str) -> int:
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return 0
-    if size < offset:
-        offset = 0  # truncated or replaced (`make clean`): start again from the top
-    if size == offset:
-        return offset
-    with path.open("rb") as fh:
-        fh.seek(offset)
-        chunk = fh.read()
-    # Print only complete lines; keep a partial last line for the next round.
-    end = chunk.rfind(b"\n") + 1
-    for line in chunk[:end].decode("utf-8", "replace").splitlines():
-        print(f"{prefix} | {line}")
-    return offset + end
 
 
 # --------------------------------------------------------------------------- entry point
@@ -448,6 +413,10 @@ def _parser() -> argparse.ArgumentParser:
     lg.add_argument("names", nargs="*", help="e.g. room kafka smtp (default: all)")
     lg.add_argument("-n", "--lines", type=int, default=20)
     lg.add_argument("--no-follow", dest="follow", action="store_false")
+    lg.add_argument("--json", action="store_true", help="the lines as written (JSON), not for people")
+    lg.add_argument(
+        "--trace", metavar="ID", help="one request's lines (its trace id or request id) across every log"
+    )
     lg.set_defaults(func=cmd_logs)
 
     env = sub.add_parser(
