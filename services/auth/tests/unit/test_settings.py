@@ -30,6 +30,6 @@ def test_production_refuses_cheap_password_hashing() -> None:
 
 def test_the_defaults_are_production_grade() -> None:
     settings = prod()
-    assert settings.password_hash_memory_kib == 65536
-    assert settings.password_hash_time_cost == 3
+    assert settings.password_hash_memory_kib == 19456
+    assert settings.password_hash_time_cost == 2
     assert settings.access_token_ttl_s == 900

@@ -11,9 +11,10 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 class PasswordHasher:
     """Hashes and checks passwords; ``waste_time`` makes an unknown user cost as much as a known one."""
 
-    def __init__(self, *, time_cost: int = 3, memory_kib: int = 65536) -> None:
-        # Defaults: Argon2id as argon2-cffi recommends (RFC 9106, low-memory profile).
-        self._hash = PasswordHash((Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib),))
+    def __init__(self, *, time_cost: int = 2, memory_kib: int = 19456) -> None:
+        # Argon2id, one lane (OWASP: p=1): the service already handles requests in parallel,
+        # and hashes stored with other parameters still verify (they are in the hash string).
+        self._hash = PasswordHash((Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=1),))
         # A real Argon2 hash of nobody's password, so a login for an unknown email runs the
         # same verification as for a known one and the response time reveals no accounts.
         self._decoy = self._hash.hash(secrets.token_urlsafe(16))
