@@ -64,7 +64,7 @@ fmt: ## apply ruff's fixes and formatting
 	$(UV) run ruff format .
 
 typecheck: ## mypy, strict, over the library, the services and the tools
-	$(UV) run mypy libs/common/src tools/stack/src tools/contracts tools/k8s services/*/src
+	$(UV) run mypy libs/common/src tools/stack/src tools/contracts tools/k8s services/*/src bench
 
 imports: ## import-linter: services independent, common knows no service, domain free of I/O
 	$(UV) run lint-imports
@@ -80,6 +80,10 @@ compose-cli: ## the real Docker Compose v2 CLI, built once (Go module proxy; cac
 
 pytest: ## unit, integration (real Kafka broker, real SQLite) and end-to-end tests
 	$(UV) run pytest -q
+
+.PHONY: bench
+bench: bootstrap ## the benchmark suite on a stack of its own: prints the table, writes bench/results/<date>-*.json|md|png (ARGS="--smoke", "--db postgres", "--only hop")
+	$(UV) run python -m bench $(ARGS)
 
 .PHONY: contracts
 contracts: ## regenerate contracts/openapi/<service>.yaml from the code (make test fails while they differ)
