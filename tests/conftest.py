@@ -7,16 +7,22 @@ license) and stopped at the end of the session, leaving no process behind. It st
 first time a test asks for ``stack`` (``tests/e2e`` and ``tests/security`` do), and both suites
 share it: users are unique per test (``signup_and_login``) and nights are handed out by one
 ``Stays``, so neither suite sees the other's data.
+
+A stack lives from the first test of its suites to the last (``SuiteLifetime``), not to the end
+of the session: the suites that share this one run back to back, last, and the chaos and
+PostgreSQL e2e suites stop theirs after their own last test, so idle stacks never pile up under
+the suites that follow.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -87,14 +93,61 @@ def eventually(check: Callable[[], T], what: str, within: float = 10.0, interval
         time.sleep(interval)
 
 
+# --------------------------------------------------------------------------- stack lifetimes
+
+TESTS_DIR = Path(__file__).parent
+
+
+def suite_of(item: pytest.Item | None) -> str | None:
+    """The suite (folder under ``tests/``) of a test; ``None`` outside ``tests/``."""
+    if item is None:
+        return None
+    path = Path(str(item.path))
+    return path.relative_to(TESTS_DIR).parts[0] if TESTS_DIR in path.parents else None
+
+
+class SuiteLifetime(contextlib.ExitStack):
+    """What some suites' session stack holds open, closed after the last of their tests.
+
+    Session fixtures end with the session; a stack only its suites use would idle (Kafka's JVM,
+    six services) under every suite after them. The fixture enters the stack here; a conftest's
+    ``pytest_runtest_teardown`` calls ``end_after``, which closes it once the next test belongs
+    to another suite. Closing twice is a no-op, so the fixture's own exit stays harmless.
+    """
+
+    def __init__(self, suites: Collection[str]) -> None:
+        super().__init__()
+        self.suites = frozenset(suites)
+
+    def end_after(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        if suite_of(item) in self.suites and suite_of(nextitem) not in self.suites:
+            self.close()
+
+
+SHARED_STACK_SUITES = ("bench", "e2e", "security")
+SHARED_STACK = SuiteLifetime(SHARED_STACK_SUITES)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The suites on the shared stack run back to back, after the others (a stable sort)."""
+    items.sort(key=lambda item: suite_of(item) in SHARED_STACK_SUITES)
+
+
+@pytest.hookimpl(trylast=True)  # after the test's own fixtures are torn down: they may use it
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    SHARED_STACK.end_after(item, nextitem)
+
+
 # --------------------------------------------------------------------------- the stack
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The running, seeded system; stopped (every process gone) at the end of the session."""
-    with running_stack(tmp_path_factory.mktemp("e2e-stack"), ENV_OVERRIDES, timeout=180) as stack:
-        yield stack
+    """The running, seeded system; stopped (every process gone) after the last suite using it."""
+    with SHARED_STACK:
+        yield SHARED_STACK.enter_context(
+            running_stack(tmp_path_factory.mktemp("e2e-stack"), ENV_OVERRIDES, timeout=180)
+        )
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ import pytest
 from stack.kafka import default_run_dir
 from stack.runner import Stack
 from stack.testing import running_stack
+from tests.conftest import SuiteLifetime
 
 from .ledger import Audit, Booking, Ledger, poll
 
@@ -114,11 +115,21 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 # --------------------------------------------------------------------------- the stack
 
 
+LIFETIME = SuiteLifetime({"chaos"})
+
+
 @pytest.fixture(scope="session")
 def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The chaos suite's own running, seeded system."""
-    with running_stack(tmp_path_factory.mktemp("chaos-stack"), CHAOS_ENV, timeout=240) as stack:
-        yield stack
+    """The chaos suite's own running, seeded system; stopped after the suite's last test."""
+    with LIFETIME:
+        yield LIFETIME.enter_context(
+            running_stack(tmp_path_factory.mktemp("chaos-stack"), CHAOS_ENV, timeout=240)
+        )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    LIFETIME.end_after(item, nextitem)
 
 
 @dataclass
@@ -290,10 +301,10 @@ def _check_lab_exists(lab: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def world(chaos_stack: Stack) -> Iterator[World]:
+def world(chaos_stack: Stack) -> World:
     w = World(chaos_stack)
-    yield w
-    w.close()
+    LIFETIME.callback(w.close)  # closed before the stack it talks to (last in, first out)
+    return w
 
 
 def assert_clean(result: ScenarioResult) -> None:

@@ -20,6 +20,7 @@ from stack.testing import running_stack
 from tests.conftest import (  # noqa: F401 - re-registered here, on this directory's stack
     ENV_OVERRIDES,
     STACK_TEST_TIMEOUT_S,
+    SuiteLifetime,
     admin,
     admin_token,
     client,
@@ -30,14 +31,21 @@ from tests.conftest import (  # noqa: F401 - re-registered here, on this directo
     stays,
 )
 
+LIFETIME = SuiteLifetime({"e2e_postgres"})
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The running, seeded system on PostgreSQL; stopped (every process and the server gone) at
-    the end of the session."""
+    """The running, seeded system on PostgreSQL; stopped (every process and the server gone)
+    after this directory's last test."""
     run_dir = tmp_path_factory.mktemp("e2e-postgres-stack")
-    with running_stack(run_dir, ENV_OVERRIDES, timeout=180, db="postgres") as on_postgres:
-        yield on_postgres
+    with LIFETIME:
+        yield LIFETIME.enter_context(running_stack(run_dir, ENV_OVERRIDES, timeout=180, db="postgres"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    LIFETIME.end_after(item, nextitem)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
