@@ -51,6 +51,9 @@ class FakeMailer:
             raise self.errors.pop(0)
         self.sent.append(notification.event_id)
 
+    def close(self) -> None:
+        self.closed = True
+
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:

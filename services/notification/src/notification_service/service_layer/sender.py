@@ -51,6 +51,9 @@ class Mailer(Protocol):
     def send(self, notification: Notification) -> None:
         """Deliver, or raise; an exception with ``permanent = True`` means don't retry."""
 
+    def close(self) -> None:
+        """Release the connection kept between mails (the sender calls it when it stops)."""
+
 
 class MailSender(BackgroundThread):
     """Delivers due notifications from a background thread (``wake()`` after each new one)."""
@@ -172,6 +175,12 @@ class MailSender(BackgroundThread):
         return recorded
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._mailer.close()
+
+    def _loop(self) -> None:
         self._warn_about_interrupted_sends()
         failures = 0
         while not self._stop.is_set():
