@@ -68,7 +68,10 @@ H_REDRIVE_GROUP = "redrive_group"
 DEFAULT_CONSUMER_CONFIG: Mapping[str, Any] = {
     "session_timeout_ms": 10_000,
     "heartbeat_interval_ms": 1_000,
-    "fetch_max_wait_ms": 200,
+    # An idle consumer sends one fetch per fetch_max_wait_ms (the broker holds it until data
+    # arrives or the wait ends: fetch_min_bytes is 1, so a message is answered at once, never
+    # later). Short waits only cost CPU in every consumer and in the broker while nothing happens.
+    "fetch_max_wait_ms": 1_000,
     # Few records per poll: a batch of poison messages, each retried with backoff, must still
     # finish within max_poll_interval_ms (5 min) or the consumer is dropped from the group.
     "max_poll_records": 10,
