@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from auth_service.service_layer.clock import Clock, utc_now
 from auth_service.service_layer.member_status import apply_member_update
+from common.clock import Clock, utc_now
 from common.messaging import Envelope, Handler
 
 

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
+from common.clock import Clock, utc_now
 from common.messaging import topic_for
 from common.runtime import ServiceRuntime
 from inventory_service.adapters.orm import messaging
 from inventory_service.api import availability, holds
 from inventory_service.consumers import reservation_handlers
 from inventory_service.reaper import HoldReaper
-from inventory_service.service_layer.clock import Clock, utc_now
 from inventory_service.service_layer.inventory import InventoryService
 from inventory_service.settings import InventorySettings
 

@@ -2,12 +2,13 @@
 
 from fastapi import FastAPI
 
+from common.clock import Clock, utc_now
 from common.messaging import topic_for
 from common.runtime import ServiceRuntime
 from member_service.adapters.orm import messaging
 from member_service.api import internal, members
 from member_service.consumers import history_handlers, profile_handlers
-from member_service.service_layer.members import Clock, MemberService, utc_now
+from member_service.service_layer.members import MemberService
 from member_service.settings import MemberSettings
 
 

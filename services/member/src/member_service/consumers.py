@@ -11,9 +11,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from common.clock import Clock
 from common.messaging import Envelope, Handler
 from member_service.domain import history
-from member_service.service_layer.members import Clock, record_history, register_member
+from member_service.service_layer.members import record_history, register_member
 
 
 def profile_handlers(clock: Clock) -> Mapping[str, Handler]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from common.clock import Clock, utc_now
 from common.messaging import topic_for
 from common.runtime import ServiceRuntime
 from notification_service.adapters.orm import messaging
@@ -16,13 +17,7 @@ from notification_service.consumers import (
     user_handlers,
 )
 from notification_service.domain.notifications import RetryPolicy
-from notification_service.service_layer.notifications import (
-    Clock,
-    NotificationQueries,
-    Notifier,
-    Resends,
-    utc_now,
-)
+from notification_service.service_layer.notifications import NotificationQueries, Notifier, Resends
 from notification_service.service_layer.sender import MailSender
 from notification_service.settings import NotificationSettings
 

@@ -32,8 +32,8 @@ from auth_service.domain.refresh_tokens import (
     new_refresh_token,
 )
 from auth_service.domain.users import AccountStatus, Role, roles_for
-from auth_service.service_layer.clock import Clock, utc_now
 from common.auth import UserTokenIssuer
+from common.clock import Clock, utc_now
 from common.db import Database
 from common.errors import Forbidden
 from common.messaging import Outbox

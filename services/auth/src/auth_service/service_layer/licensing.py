@@ -18,7 +18,7 @@ from auth_service.domain.licenses import (
     normalize_license_key,
 )
 from auth_service.domain.users import AccountStatus
-from auth_service.service_layer.clock import Clock, utc_now
+from common.clock import Clock, utc_now
 from common.db import Database
 from common.errors import Unauthorized
 from common.messaging import Outbox

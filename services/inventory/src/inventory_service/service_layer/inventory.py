@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from common.clock import Clock, utc_now
 from common.db import Database
 from common.errors import Conflict, NotFound, UnprocessableContent
 from inventory_service.adapters.metrics import HOLDS_EXPIRED, OVERSOLD
@@ -29,7 +30,6 @@ from inventory_service.domain.model import (
     NightCounts,
     Stay,
 )
-from inventory_service.service_layer.clock import Clock, utc_now
 
 log = logging.getLogger(__name__)
 

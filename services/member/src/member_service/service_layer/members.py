@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from common.clock import Clock, utc_now
 from common.db import Database
 from common.errors import NotFound
 from common.messaging import Outbox
@@ -17,12 +18,6 @@ from member_service.domain.history import HistoryEntry
 from member_service.domain.members import Member
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ProfileNotFound(NotFound):

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event as orm_events
 from sqlalchemy.orm import Session
 
+from common.clock import Clock, utc_now
 from common.db import Database
 from common.errors import Conflict, NotFound
 from common.pagination import Page, PageRequest
@@ -26,12 +26,7 @@ from notification_service.domain.notifications import Contact, Mail, Notificatio
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 MailFor = Callable[[Contact, Mapping[str, Any]], Mail]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ContactMissing(Exception):

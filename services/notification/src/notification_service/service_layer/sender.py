@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter
 
+from common.clock import Clock, utc_now
 from common.db import Database
 from common.workers import BackgroundThread
 from notification_service.adapters.repository import NotificationRepository
@@ -36,7 +37,6 @@ from notification_service.domain.notifications import (
     Notification,
     RetryPolicy,
 )
-from notification_service.service_layer.notifications import Clock, utc_now
 
 log = logging.getLogger(__name__)
 

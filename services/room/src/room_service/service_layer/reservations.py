@@ -31,11 +31,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from common.clock import Clock, utc_now
 from common.context import deadline_var
 from common.db import Database
 from common.errors import ProblemError
@@ -62,7 +63,6 @@ CREATE_OPERATION = "POST /api/v1/reservations"
 
 # Renders a reservation as the API answers it; that exact body is stored for replays.
 Presenter = Callable[[Reservation], dict[str, Any]]
-Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -88,10 +88,6 @@ class StorageUnavailable(ProblemError):
         )
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Reservations:
     """The reservation use cases of one service instance (wired in ``bootstrap.py``)."""
 
@@ -105,7 +101,7 @@ class Reservations:
         present: Presenter,
         *,
         member_retry_after_s: float,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         release_attempts: int = 5,
         release_backoff_s: float = 1.0,
         sleep: Sleep = asyncio.sleep,

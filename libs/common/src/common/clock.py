@@ -1,4 +1,4 @@
-"""The use cases' clock (injectable, so tests can move time)."""
+"""The use cases' clock: a function returning the time, injectable so tests can move it."""
 
 from __future__ import annotations
 
@@ -9,4 +9,5 @@ Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
+    """The system clock, timezone-aware UTC."""
     return datetime.now(UTC)
