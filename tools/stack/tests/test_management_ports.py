@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stack.errors import PortInUseError
-from stack.ports import check_ports_free
+from stack.ports import check_ports_free, free_port_block, port_in_use
 from stack.runner import Stack
 from stack.services import SERVICE_NAMES, service_env, spec
 
@@ -39,3 +39,20 @@ def test_a_taken_management_port_is_named_before_anything_starts(tmp_path: Path)
         taken = holder.getsockname()[1]
         with pytest.raises(PortInUseError, match=f"{taken} \\(room management\\)"):
             check_ports_free({"room management": taken})
+
+
+def test_a_free_block_has_its_mirror_block_free_too() -> None:
+    # Hold the mirrors of most candidate bases: the block returned must avoid every one.
+    held: list[socket.socket] = []
+    try:
+        for port in range(21_000, 21_040):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", port + 1000))
+            sock.listen()
+            held.append(sock)
+        for _ in range(50):
+            base = free_port_block(10, low=20_990, high=22_060, mirrors=(1000,))
+            assert not any(port_in_use(base + 1000 + i) for i in range(10)), base
+    finally:
+        for sock in held:
+            sock.close()

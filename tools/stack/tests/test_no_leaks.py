@@ -21,7 +21,7 @@ import pytest
 from stack.kafka import default_run_dir, ensure_kafka_libs, repo_root
 from stack.ports import free_port_block, port_in_use
 from stack.procs import pid_alive, read_pid, spawn
-from stack.services import spec
+from stack.services import MANAGEMENT_OFFSET, spec
 from stack.shutdown import read_state
 
 from .polling import wait_for
@@ -78,7 +78,7 @@ def test_stack_control_then_a_killed_runner_leaves_no_process_and_no_port(
 ) -> None:
     run_dir = tmp_path / "run"
     leftovers.append(run_dir)
-    base = free_port_block(9)
+    base = free_port_block(9, mirrors=(MANAGEMENT_OFFSET,))
     # gateway, auth, Kafka and its controller, the SMTP sink, and the two management ports
     ports = [base, base + 1, base + 6, base + 7, base + 8]
     ports += [spec(name).management_port(base) for name in ("gateway", "auth")]

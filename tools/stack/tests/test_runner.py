@@ -25,7 +25,7 @@ from stack.kafka import default_run_dir, ensure_kafka_libs
 from stack.ports import check_ports_free, free_port_block, port_in_use, probe
 from stack.procs import ProcessHandle, pid_alive, read_pid
 from stack.runner import Stack, _seed_report
-from stack.services import SERVICE_NAMES, all_topics, service_env, spec
+from stack.services import MANAGEMENT_OFFSET, SERVICE_NAMES, all_topics, service_env, spec
 from stack.shutdown import STACK_PID_FILE, cleanup_leftovers, down, read_state
 
 PY = sys.executable
@@ -90,7 +90,7 @@ def _spawn(procs: list[subprocess.Popen[bytes]], cmd: list[str]) -> subprocess.P
 
 def _free_base_port(count: int = len(SERVICE_NAMES)) -> int:
     """A base port with ``count`` consecutive free ports after it."""
-    return free_port_block(count)
+    return free_port_block(count, mirrors=(MANAGEMENT_OFFSET,))
 
 
 # --------------------------------------------------------------------------- catalogue
@@ -419,7 +419,7 @@ def test_logs_prints_the_tail_of_each_log(tmp_path: Path, capsys: pytest.Capture
 def _stack(run_dir: Path, **kwargs: object) -> Stack:
     """A stack on its own ports: services at base..base+5, then Kafka, its controller, SMTP,
     PostgreSQL; second instances at base+10..base+15."""
-    base = free_port_block(16)
+    base = free_port_block(16, mirrors=(MANAGEMENT_OFFSET,))
     return Stack(
         run_dir,
         base_port=base,

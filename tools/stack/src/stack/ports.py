@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import random
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -50,19 +50,30 @@ def port_in_use(port: int, host: str = HOST) -> bool:
     return False
 
 
-def free_port_block(count: int, host: str = HOST, low: int = 20_000, high: int = 32_000) -> int:
+def free_port_block(
+    count: int,
+    host: str = HOST,
+    low: int = 20_000,
+    high: int = 32_000,
+    *,
+    mirrors: Sequence[int] = (),
+) -> int:
     """The first of ``count`` consecutive free ports, for stacks on non-default ports (tests).
 
     Chosen below the kernel's ephemeral range (32768+ on Linux): ports handed out by the OS
     (``bind(0)``) are also what outgoing connections use, so one of them may be taken by a
-    client socket between the check and the service binding it.
+    client socket between the check and the service binding it. ``mirrors``: offsets of more
+    blocks of ``count`` ports that must be free as well (a stack's management ports sit 1,000
+    above its service ports); the whole span stays below ``high``.
     """
     rng = random.SystemRandom()
+    span = max(mirrors, default=0) + count
+    ports = [shift + i for shift in (0, *mirrors) for i in range(count)]
     for _ in range(500):
-        first = rng.randrange(low, high - count)
-        if not any(port_in_use(first + i, host) for i in range(count)):
+        first = rng.randrange(low, high - span)
+        if not any(port_in_use(first + port, host) for port in ports):
             return first
-    raise StackError(f"no {count} consecutive free ports found between {low} and {high}")
+    raise StackError(f"no {count} consecutive free ports (and their mirrors) found between {low} and {high}")
 
 
 def check_ports_free(ports: Mapping[str, int], host: str = HOST) -> None:

@@ -11,7 +11,7 @@ from stack.ports import free_port_block
 from stack.postgres import PostgresServer
 from stack.procs import pid_alive
 from stack.runner import Stack
-from stack.services import INSTANCE_PORT_STEP
+from stack.services import INSTANCE_PORT_STEP, MANAGEMENT_OFFSET
 
 
 @contextmanager
@@ -33,7 +33,8 @@ def running_stack(
     exit it checks that no process of the stack is left.
     """
     most = max((instances or {}).values(), default=1)
-    base = free_port_block(max(10, 9 + INSTANCE_PORT_STEP * (most - 1)))
+    # The management ports (1,000 up) must be free too, every instance's included.
+    base = free_port_block(max(10, 9 + INSTANCE_PORT_STEP * (most - 1)), mirrors=(MANAGEMENT_OFFSET,))
     log_file = run_dir / "stack.log"
 
     def say(line: str) -> None:
