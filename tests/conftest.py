@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import threading
 import time
 import uuid
@@ -327,17 +326,3 @@ class Mailbox:
 def mailbox(stack: Stack) -> Mailbox:
     """Reader of the mails the SMTP sink received."""
     return Mailbox(stack.mailbox_path)
-
-
-# --------------------------------------------------------------------------- problems
-
-
-def assert_problem(response: httpx.Response, status: int | tuple[int, ...]) -> dict[str, Any]:
-    """``response`` is an RFC 9457 problem with the expected status; returns its body."""
-    statuses = (status,) if isinstance(status, int) else status
-    assert response.status_code in statuses, f"{response.status_code}: {response.text[:500]}"
-    assert response.headers.get("content-type", "").startswith(PROBLEM_JSON), response.headers
-    body: dict[str, Any] = json.loads(response.text)
-    assert body["status"] == response.status_code, body
-    assert body.get("title"), body
-    return body

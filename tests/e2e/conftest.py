@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from common.testing.problems import assert_problem
 from tests.conftest import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -27,7 +28,6 @@ from tests.conftest import (
     Mailbox,
     Stays,
     User,
-    assert_problem,
     availability,
     eventually,
     login,

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from common.errors import PROBLEM_JSON
 from common.testing.apps import running
+from common.testing.problems import assert_problem
 from common.testing.tokens import service_headers
 from inventory_service.app import create_app
 from inventory_service.settings import InventorySettings
@@ -41,16 +41,6 @@ async def nights(client: httpx.AsyncClient, room_id: str, start: int, end: int) 
     assert body["room_id"] == room_id
     result: list[dict[str, Any]] = body["nights"]
     return result
-
-
-def assert_problem(response: httpx.Response, status: int, detail: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    if detail is not None:
-        assert detail in body["detail"]
-    return body
 
 
 async def test_availability_lists_every_night_of_the_range(

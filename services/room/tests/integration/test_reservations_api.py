@@ -10,20 +10,10 @@ from datetime import timedelta
 
 from common.messaging import AvroCodec, topic_for
 from common.testing.databases import refuse_inserts, writes_held
+from common.testing.problems import assert_problem
 from room_service.domain.model import reservation_id_for
 
 from .conftest import InventoryStandIn, MemberStandIn, Room, RoomFactory, kafka_record, stay, today, wait_for
-
-PROBLEM_JSON = "application/problem+json"
-
-
-def assert_problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body = response.json()
-    assert body["status"] == status
-    return body
-
 
 # -- the happy path ----------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from common.auth import ensure_service_keypair
-from common.errors import PROBLEM_JSON, PROBLEM_TYPE_BASE
+from common.testing.problems import assert_problem as common_assert_problem
 
 
 @pytest.fixture
@@ -61,13 +61,7 @@ def assert_problem() -> Callable[..., dict[str, Any]]:
     """Check a response is an RFC 9457 problem with this status and a detail containing text."""
 
     def _check(response: httpx.Response, status: int, detail: str = "") -> dict[str, Any]:
-        assert response.status_code == status, response.text
-        assert response.headers["content-type"].startswith(PROBLEM_JSON)
-        body: dict[str, Any] = response.json()
-        assert body["status"] == status
-        assert body["type"].startswith(PROBLEM_TYPE_BASE)
-        assert body["title"]
-        assert detail in body["detail"], body
+        body = common_assert_problem(response, status, detail)
         if status == 401:
             assert response.headers["www-authenticate"]
         return body
