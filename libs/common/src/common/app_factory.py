@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 
@@ -249,12 +249,6 @@ def _health_router(checks: Sequence[ReadinessCheck]) -> APIRouter:
         return JSONResponse(body, status_code=200 if report.ready else 503)
 
     return router
-
-
-async def call_soon(fn: Callable[[], Awaitable[None]] | None) -> None:
-    """Await ``fn`` if given (small helper for optional async hooks)."""
-    if fn is not None:
-        await fn()
 
 
 def request_state(request: Request, name: str) -> Any:
