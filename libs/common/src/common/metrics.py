@@ -59,3 +59,31 @@ CONSUMER_LAG = Gauge(
 FAULTS_INJECTED = Counter(
     "faults_injected_total", "Faults injected by fault switches (common.faults)", ["service", "name", "kind"]
 )
+# -- for the SLOs and alerts of docs/slo.md (deploy/prometheus/rules) --------------------------
+OUTBOX_OLDEST_AGE = Gauge(
+    "outbox_oldest_unsent_age_seconds",
+    "Age of the oldest outbox row not yet published (0 when none), set by each relay round",
+    ["service"],
+)
+BREAKER_TRANSITIONS = Counter(
+    "circuit_breaker_transitions_total",
+    "Circuit breaker state changes per upstream, by the state entered (closed, half_open, open)",
+    ["service", "upstream", "to"],
+)
+BULKHEAD_IN_USE = Gauge(
+    "bulkhead_in_use", "Calls to an upstream in flight (bulkhead slots taken)", ["service", "upstream"]
+)
+BULKHEAD_CAPACITY = Gauge(
+    "bulkhead_capacity", "Bulkhead slots per upstream (max concurrent calls)", ["service", "upstream"]
+)
+DLQ_SIZE = Gauge(
+    "dead_letter_queue_size",
+    "Dead letters this consumer group parked and that were not redriven yet",
+    ["service", "consumer"],
+)
+MESSAGE_PROCESSING = Histogram(
+    "message_processing_seconds",
+    "Time from receiving a message to its final outcome (retries included), per consumer",
+    ["service", "consumer", "topic"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)

@@ -52,7 +52,7 @@ from purgatory.domain.model import (
 
 from common.errors import UpstreamUnavailable
 from common.http.window import OutcomeWindow, WindowKind
-from common.metrics import BREAKER_STATE
+from common.metrics import BREAKER_STATE, BREAKER_TRANSITIONS
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,12 @@ _STATE_NAMES: dict[str, BreakerStateName] = {
     OPENED: "open",
 }
 _GAUGE_VALUES: dict[BreakerStateName, int] = {"closed": 0, "half-open": 1, "open": 2}
+# Label values are identifiers in PromQL (`to="half_open"`), so no hyphen there.
+_TRANSITION_LABELS: dict[BreakerStateName, str] = {
+    "closed": "closed",
+    "half-open": "half_open",
+    "open": "open",
+}
 
 
 @dataclass(frozen=True)
@@ -220,6 +226,7 @@ class CircuitBreaker:
                     extra={"upstream": self.upstream, "breaker_state": state},
                 )
             self._export(state)
+            BREAKER_TRANSITIONS.labels(self._service, self.upstream, _TRANSITION_LABELS[state]).inc()
 
     def _export(self, state: BreakerStateName) -> None:
         BREAKER_STATE.labels(service=self._service, upstream=self.upstream).set(_GAUGE_VALUES[state])

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from common.errors import UpstreamUnavailable
+from common.metrics import BULKHEAD_CAPACITY, BULKHEAD_IN_USE
 
 
 class BulkheadFull(UpstreamUnavailable):
@@ -20,12 +21,15 @@ class BulkheadFull(UpstreamUnavailable):
 class Bulkhead:
     """At most ``max_concurrent`` calls in flight; the next one raises ``BulkheadFull``."""
 
-    def __init__(self, upstream: str, max_concurrent: int) -> None:
+    def __init__(self, upstream: str, max_concurrent: int, *, service: str = "") -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
         self.upstream = upstream
         self.max_concurrent = max_concurrent
         self._in_flight = 0
+        self._in_use = BULKHEAD_IN_USE.labels(service=service, upstream=upstream)
+        BULKHEAD_CAPACITY.labels(service=service, upstream=upstream).set(max_concurrent)
+        self._in_use.set(0)
 
     @property
     def in_flight(self) -> int:
@@ -43,7 +47,9 @@ class Bulkhead:
                 retry_after=1,
             )
         self._in_flight += 1
+        self._in_use.set(self._in_flight)
         try:
             yield
         finally:
             self._in_flight -= 1
+            self._in_use.set(self._in_flight)

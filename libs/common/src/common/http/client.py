@@ -194,7 +194,7 @@ class ServiceClient:
         self._rng = rng or random.Random()  # noqa: S311
         self._budget = RetryBudget(self.retry.budget_ratio, self.retry.budget_reserve)
         self._breaker = CircuitBreaker(upstream, breaker, service=caller, clock=clock)
-        self._bulkhead = Bulkhead(upstream, max_concurrent)
+        self._bulkhead = Bulkhead(upstream, max_concurrent, service=caller)
         self._source = Discovery(base_url) if isinstance(base_url, str) else base_url
         self._balancer = Balancer(upstream, outliers, service=caller, probe=self._probe, clock=clock)
         if isinstance(self._source, Discovery):  # fixed URLs are known before the first call

@@ -23,6 +23,8 @@ import json
 import logging
 import random
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -37,12 +39,14 @@ from common.context import TraceContext, request_id_var, traceparent_var
 from common.db import Database
 from common.faults import Switchboard
 from common.messaging.codec import AvroCodec, UndecodableMessage
-from common.messaging.envelope import Envelope, Headers, utc_now_iso
+from common.messaging.envelope import H_EVENT_ID, Envelope, Headers, utc_now_iso
 from common.messaging.producer import close_producer, create_producer, new_consumer
 from common.messaging.tables import MessagingTables
 from common.messaging.topics import dlq_topic, ensure_topics
 from common.metrics import (
     CONSUMER_LAG,
+    DLQ_SIZE,
+    MESSAGE_PROCESSING,
     MESSAGES_CONSUMED,
     MESSAGES_DLQ,
     MESSAGES_DUPLICATE,
@@ -114,6 +118,7 @@ class ConsumerRunner:
         consumer_config: Mapping[str, Any] | None = None,
         producer_config: Mapping[str, Any] | None = None,
         faults: Switchboard | None = None,
+        dlq_refresh_interval: float = 300.0,
     ) -> None:
         self.name = name  # also the consumer group id and the dedup namespace
         self._faults = faults or Switchboard(service)  # fault switches (common.faults): pause, crash
@@ -136,6 +141,16 @@ class ConsumerRunner:
         self._connected = False
         self._stuck = False  # the DLQ can't be written: the partition is blocked
         self.last_error: str | None = None
+        # dead_letter_queue_size: this group's letters not redriven yet, by event id ("" when the
+        # letter has none). Reading the DLQ topics at every (re)connect and every
+        # ``dlq_refresh_interval`` makes the topic the truth (redrives done while we were down
+        # included); in between, +1 per letter we write and -1 when a redriven copy of one comes
+        # back to us (its marker was written with it), so the gauge is fresh at no cost.
+        self._dlq_pending: Counter[str] = Counter()
+        self._dlq_refresh_interval = dlq_refresh_interval
+        self._dlq_refresh_at = 0.0
+        self._dlq_size = DLQ_SIZE.labels(service, name)
+        self._dlq_size.set(0)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -205,11 +220,14 @@ class ConsumerRunner:
         consumer.subscribe(self.topics)
         self._connected, self.last_error = True, None
         log.info("consumer %s subscribed to %s", self.name, ", ".join(self.topics))
+        self._dlq_refresh_at = 0.0  # read the DLQ before the first message
         return consumer
 
     def _consume(self, consumer: Any) -> None:
         while not self._stop.is_set():
             self._faults.hold_while_paused("consumer", self.name, self._stop)
+            if time.monotonic() >= self._dlq_refresh_at:
+                self._refresh_dead_letters()
             batches = consumer.poll(timeout_ms=self._poll_timeout_ms)
             try:
                 for messages in batches.values():
@@ -224,9 +242,16 @@ class ConsumerRunner:
 
     def _handle(self, consumer: Any, message: Any) -> bool:
         """Process one message to a final outcome and commit its offset; False if stopped."""
+        began = time.monotonic()
+        if _redrive_group(message.headers) == self.name:
+            # Its letter is marked redriven; first, as failing again writes a new letter.
+            self._count_dead_letter(message.headers, -1)
         outcome = self._outcome(message)
         if outcome is None:
             return False
+        if outcome != "skipped":  # the processing-time SLO is about the events we act on
+            took = time.monotonic() - began
+            MESSAGE_PROCESSING.labels(self.service, self.name, message.topic).observe(took)
         self._faults.crash_point("consumer", self.name)  # after the DB commit, before the offset's
         tp = TopicPartition(message.topic, message.partition)
         try:
@@ -344,6 +369,7 @@ class ConsumerRunner:
                 continue
             self._stuck = False
             MESSAGES_DLQ.labels(self.service, self.name, message.topic).inc()
+            self._count_dead_letter(message.headers, +1)
             log.error(
                 "consumer %s dead-lettered %s[%d]@%d to %s: %s",
                 self.name, message.topic, message.partition, message.offset, target,
@@ -365,6 +391,37 @@ class ConsumerRunner:
             log.warning("consumer %s: %s", self.name, self.last_error)
         else:
             log.debug("consumer %s (failure %d): %s", self.name, failures, self.last_error)
+
+    def _refresh_dead_letters(self) -> None:
+        """Count this group's letters not yet redriven by reading its DLQ topics to their end."""
+        from common.messaging.dlq import DlqError, read_dead_letters  # dlq imports this module
+
+        self._dlq_refresh_at = time.monotonic() + self._dlq_refresh_interval
+        pending: Counter[str] = Counter()
+        try:
+            for topic in self.topics:
+                try:
+                    letters = read_dead_letters(self._bootstrap, dlq_topic(topic), timeout_s=10).pending
+                except DlqError as exc:
+                    if "does not exist" in str(exc):
+                        continue
+                    raise
+                pending.update(letter.event_id or "" for letter in letters if letter.consumer == self.name)
+        except Exception as exc:  # the gauge keeps its count meanwhile
+            log.debug("consumer %s could not read its dead letters: %s", self.name, exc)
+            self._dlq_refresh_at = time.monotonic() + 30
+            return
+        self._dlq_pending = pending
+        self._dlq_size.set(pending.total())
+
+    def _count_dead_letter(self, headers: Iterable[tuple[str, bytes | None]] | None, change: int) -> None:
+        event_id = next(
+            (v.decode(errors="replace") for n, v in headers or () if n == H_EVENT_ID and v is not None), ""
+        )
+        if change < 0 and self._dlq_pending[event_id] <= 0:
+            return  # redriven before our last read of the DLQ: not counted
+        self._dlq_pending[event_id] += change
+        self._dlq_size.set(self._dlq_pending.total())
 
     def _report_lag(self, consumer: Any, tp: Any, offset: int) -> None:
         highwater = consumer.highwater(tp)  # from the last fetch response: no extra request

@@ -40,7 +40,7 @@ from common.faults import Switchboard
 from common.messaging.producer import close_producer, create_producer
 from common.messaging.tables import MessagingTables
 from common.messaging.topics import ensure_topics as ensure_kafka_topics
-from common.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+from common.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 from common.workers import BackgroundThread
 
 log = logging.getLogger(__name__)
@@ -113,12 +113,17 @@ class OutboxRelay(BackgroundThread):
     # start(), stop(), wake() (wire it to ``Outbox.on_commit``) and running: BackgroundThread.
 
     def backlog(self) -> int:
-        """Rows not yet published (also exported as the ``outbox_backlog`` gauge)."""
+        """Rows not yet published; exports it (``outbox_backlog``) and the oldest one's age
+        (``outbox_oldest_unsent_age_seconds``). Called after every round, so the age is as fresh
+        as the loop (``poll_interval`` when idle, the backoff when Kafka is down) with no extra
+        polling; one query reads both."""
+        o = self._outbox
         with self._db.read() as session:
-            count = session.scalar(
-                select(func.count()).select_from(self._outbox).where(self._outbox.c.published_at.is_(None))
-            )
+            count, oldest = session.execute(
+                select(func.count(), func.min(o.c.created_at)).where(o.c.published_at.is_(None))
+            ).one()
         OUTBOX_BACKLOG.labels(self.service).set(count or 0)
+        OUTBOX_OLDEST_AGE.labels(self.service).set(_age_seconds(oldest))
         return int(count or 0)
 
     # -- the loop --------------------------------------------------------------------------
@@ -294,3 +299,15 @@ class OutboxRelay(BackgroundThread):
         producer, self._producer = self._producer, None
         if producer is not None:
             close_producer(producer, timeout)
+
+
+def _age_seconds(created_at: datetime | str | None) -> float:
+    """Seconds since ``created_at`` (0 for no row). SQLite hands back naive UTC datetimes (or,
+    through an aggregate like MIN, the stored text), PostgreSQL aware ones."""
+    if created_at is None:
+        return 0.0
+    if isinstance(created_at, str):
+        created_at = datetime.fromisoformat(created_at)
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - created_at).total_seconds())

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from prometheus_client import REGISTRY
+from sqlalchemy import select, update
 
 from common.messaging import AvroCodec, Outbox, OutboxRelay
 
@@ -200,3 +203,38 @@ def test_a_failed_round_replaces_the_producer_so_a_stuck_one_cannot_hold_the_out
         relay.stop()
     assert stuck.closed
     assert len(fresh.sent) == 3
+
+
+def _oldest_age(service: str) -> float:
+    return REGISTRY.get_sample_value("outbox_oldest_unsent_age_seconds", {"service": service}) or 0.0
+
+
+def test_the_relay_loop_exports_the_age_of_the_oldest_unsent_row(store, outbox, payloads) -> None:
+    db, tables = store
+    [event_id] = _write(store, outbox, payloads, ["a"])
+    with db.transaction() as session:  # written two minutes ago
+        o = tables.outbox
+        session.execute(
+            update(o)
+            .where(o.c.event_id == event_id)
+            .values(created_at=datetime.now(UTC) - timedelta(minutes=2))
+        )
+    broker_up = threading.Event()
+    producer = FakeProducer()
+
+    def factory():
+        if not broker_up.is_set():
+            raise ConnectionError("no broker")
+        return producer
+
+    service = f"relay-{uuid.uuid4().hex[:6]}"  # the registry is process-wide
+    relay = OutboxRelay(db, tables, factory, service, poll_interval=0.05, backoff_base=0.01, backoff_cap=0.05)
+    relay.start()
+    try:
+        wait_for(lambda: _oldest_age(service) >= 120, what="the age of the stuck row")
+        assert _oldest_age(service) < 600
+        broker_up.set()
+        wait_for(lambda: relay.healthy and _oldest_age(service) == 0, what="age 0 once it is published")
+        assert [sent[1] for sent in producer.sent] == [event_id]
+    finally:
+        relay.stop()
