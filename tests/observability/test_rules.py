@@ -55,3 +55,16 @@ def test_the_scrape_config_matches_the_stacks_management_ports() -> None:
     scraped = {t["labels"]["service"]: t["targets"] for t in job["static_configs"]}
     assert job["metrics_path"] == "/metrics"
     assert scraped == {s.name: [f"127.0.0.1:{s.management_port(8000)}"] for s in SERVICES}
+
+
+def test_docs_slo_lists_every_alert_with_its_expression_and_every_recording_rule() -> None:
+    doc = (PROMETHEUS_DIR.parents[1] / "docs" / "slo.md").read_text(encoding="utf-8")
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+            for rule in group["rules"]:
+                if "record" in rule:
+                    assert f"`{rule['record']}`" in doc, f"docs/slo.md lacks recording rule {rule['record']}"
+                    continue
+                expr, hold = " ".join(rule["expr"].split()), rule.get("for", "—")
+                row = f"| `{rule['alert']}` | {rule['labels']['severity']} | `{expr}` | {hold} |"
+                assert row in doc, f"docs/slo.md's alert table lacks or differs for:\n{row}"
