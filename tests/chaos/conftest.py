@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -74,6 +75,7 @@ class ScenarioResult:
 
     scenario: str
     lab: str
+    runbook: list[str]  # the docs/runbook.md entries this scenario exercises
     lost: int
     doubled: int
     orphaned: int
@@ -256,6 +258,7 @@ class World:
         scenario: str,
         lab: str,
         *,
+        runbook: tuple[str, ...] = (),
         bookings: list[Booking],
         members: list[User],
         since: datetime,
@@ -266,6 +269,8 @@ class World:
     ) -> ScenarioResult:
         """Wait until settled, audit, write the scenario's row; the caller asserts on it."""
         _check_lab_exists(lab)
+        for entry in runbook:
+            assert entry in runbook_entries(), f"docs/runbook.md has no entry #{entry}"
         problems: list[str] = []
         try:
             self.ledger.wait_settled(within=bound_s + 60)
@@ -278,6 +283,7 @@ class World:
         result = ScenarioResult(
             scenario,
             lab,
+            [f"docs/runbook.md#{entry}" for entry in runbook],
             audit.lost,
             audit.doubled,
             audit.orphaned,
@@ -291,6 +297,13 @@ class World:
 
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def runbook_entries() -> set[str]:
+    """The anchors of docs/runbook.md's entries (its ``## `` headings, slugged as GitHub does)."""
+    text = (REPO / "docs" / "runbook.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
+    return {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-") for h in headings}
 
 
 def _check_lab_exists(lab: str) -> None:

@@ -81,6 +81,7 @@ def test_dependency_hung_member_frozen(world: World) -> None:
     result = world.settle_and_record(
         "dependency hung (member frozen)",
         "docs/chaos.md#dependency-hung",
+        runbook=("dependency-down-or-slow", "breaker-open"),
         bookings=bookings,
         members=users,
         since=since,
@@ -116,6 +117,7 @@ def test_dependency_slow_member_latency_above_timeout(world: World) -> None:
     result = world.settle_and_record(
         "dependency slow (member latency 4 s > timeout)",
         "docs/chaos.md#dependency-slow",
+        runbook=("dependency-down-or-slow", "retry-storm"),
         bookings=bookings,
         members=users,
         since=since,
@@ -143,6 +145,7 @@ def test_inventory_frozen_during_parallel_reservations_leaves_no_orphan_hold(wor
     result = world.settle_and_record(
         "inventory frozen (SIGSTOP) during 6 reservations",
         "docs/chaos.md#inventory-frozen",
+        runbook=("dependency-down-or-slow",),
         bookings=bookings,
         members=users,
         since=since,
@@ -186,6 +189,7 @@ def test_database_write_locked_from_outside(world: World) -> None:
     result = world.settle_and_record(
         "room's database write-locked from outside",
         "docs/chaos.md#db-locked",
+        runbook=("database-locked-or-pool-exhausted",),
         bookings=bookings,
         members=users,
         since=since,
@@ -221,6 +225,7 @@ def test_burst_on_the_last_unit_is_409_not_503_and_trips_no_breaker(world: World
     result = world.settle_and_record(
         "burst of 50 on the last unit",
         "docs/chaos.md#burst",
+        runbook=("breaker-open",),
         bookings=bookings,
         members=users,
         since=since,

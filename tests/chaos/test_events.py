@@ -89,6 +89,7 @@ def test_broker_killed_for_30_s_during_traffic(world: World) -> None:
     result = world.settle_and_record(
         "broker killed (kill -9) for 30 s during traffic",
         "docs/chaos.md#broker-killed",
+        runbook=("kafka-down", "outbox-growing"),
         bookings=before + during,
         members=[user],
         since=since,
@@ -128,6 +129,7 @@ def test_consumer_killed_mid_stream(world: World) -> None:
     result = world.settle_and_record(
         "consumer killed (kill -9) mid-stream",
         "docs/chaos.md#consumer-killed",
+        runbook=("consumer-lag",),
         bookings=bookings,
         members=[user],
         since=since,
@@ -160,6 +162,7 @@ def test_consumer_paused_past_its_session_timeout(world: World) -> None:
     result = world.settle_and_record(
         "consumer paused past its session timeout",
         "docs/chaos.md#consumer-paused",
+        runbook=("consumer-lag",),
         bookings=bookings,
         members=[user],
         since=since,
@@ -206,6 +209,7 @@ def test_second_consumer_instance_joins_and_leaves(world: World) -> None:
     result = world.settle_and_record(
         "second consumer instance joins, then leaves (rebalance)",
         "docs/chaos.md#rebalance",
+        runbook=("consumer-lag",),
         bookings=bookings,
         members=[user],
         since=since,
@@ -336,6 +340,7 @@ def test_poison_messages_are_parked_once_per_group_and_the_partition_moves_on(wo
     result = world.settle_and_record(
         "poison messages (garbage, unknown fingerprint, truncated Avro)",
         "docs/chaos.md#poison",
+        runbook=("dlq-non-empty",),
         bookings=[first, behind],
         members=[user],
         since=since,
@@ -371,6 +376,7 @@ def test_producer_killed_inside_the_outbox_window(world: World) -> None:
     result = world.settle_and_record(
         "producer killed inside the outbox window (crash after send)",
         "docs/chaos.md#crash-after-send",
+        runbook=("kafka-down",),
         bookings=bookings,
         members=[user],
         since=since,
@@ -411,6 +417,7 @@ def test_smtp_down_longer_than_the_old_retry_horizon(world: World) -> None:
     result = world.settle_and_record(
         f"SMTP down {SMTP_OUTAGE_S:.0f} s (old horizon {OLD_HORIZON_S} s)",
         "docs/chaos.md#smtp-down",
+        runbook=("mail-server-down",),
         bookings=bookings,
         members=[user],
         since=since,
