@@ -95,7 +95,7 @@ def test_every_alert_is_in_the_runbook_and_links_an_entry_that_names_it() -> Non
     for name, rule in alerts.items():
         page, _, anchor = rule["annotations"]["runbook"].partition("#")
         assert page == "docs/runbook.md", (name, page)
-        assert f"`{name}" in field(ENTRIES[anchor], "Alerts"), f"{name} links #{anchor}, which doesn't name it"
+        assert f"`{name}" in field(ENTRIES[anchor], "Alerts"), f"{name} links #{anchor}, not naming it"
 
 
 def test_the_metrics_it_names_exist() -> None:
