@@ -33,7 +33,7 @@ class GatewaySettings(ServiceSettings):
     dashboard_part_timeout_s: float = Field(default=1.5, gt=0)
     # Where the ops console links a request's trace: ``<url>/zipkin/traces/<trace id>``.
     # Empty: no links (no trace UI runs). See docs/console.md.
-    trace_ui_url: str = ""
+    trace_links_base: str = ""
 
     # Overrides of the platform defaults, for the edge. Timeouts cascade (common.timeouts):
     # our budget > one attempt to a service > that service's own budget, so the service's

@@ -57,7 +57,9 @@ async def test_the_state_shows_each_instance_and_a_frozen_one_as_down_within_the
     upstreams["member"].slow("GET", "/health/ready")
     upstreams["member"].slow("GET", "/admin/faults")
     async with (
-        gateway_with(kafka_bootstrap_servers=f"127.0.0.1:{closed_port}", trace_ui_url="http://t:9411") as gw,
+        gateway_with(
+            kafka_bootstrap_servers=f"127.0.0.1:{closed_port}", trace_links_base="http://t:9411"
+        ) as gw,
         gw.client() as client,
     ):
         admin = users.headers("a1", admin=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from common.errors import NotFound, UpstreamUnavailable
 from common.messaging.dlq import DlqError
@@ -57,6 +57,12 @@ class ConsoleState(BaseModel):
 
 
 class RedriveRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"topic": "room.reservations.dlq", "event_id": None, "group": "member"}]
+        }
+    )
+
     topic: str = Field(description="the dead-letter topic", examples=["room.reservations.dlq"])
     event_id: str | None = Field(default=None, description="only letters of this event (None: all)")
     group: str | None = Field(default=None, description="only letters of this consumer group (None: all)")
@@ -75,7 +81,7 @@ class RedriveResult(BaseModel):
 async def state(request: Request) -> ConsoleState:
     s = request.app.state
     document = await console_state(
-        s.upstreams, s.faults, s.console_probe, s.dead_letters, s.recent_requests, s.settings.trace_ui_url
+        s.upstreams, s.faults, s.console_probe, s.dead_letters, s.recent_requests, s.settings.trace_links_base
     )
     return ConsoleState.model_validate(document)
 
@@ -85,7 +91,7 @@ async def state(request: Request) -> ConsoleState:
     summary="Send dead letters back to their consumer groups (once each)",
     response_model=RedriveResult,
     responses=problem_responses(
-        401, 403, 422, 429, described={404: "No such dead-letter topic", 503: "Kafka is unavailable"}
+        400, 401, 403, 422, 429, described={404: "No such dead-letter topic", 503: "Kafka is unavailable"}
     ),
 )
 async def redrive(request: Request, body: RedriveRequest) -> RedriveResult:

@@ -123,14 +123,14 @@ async def console_state(
     probe: Probe,
     dead_letters: DeadLetterBoard,
     recent: RecentRequests,
-    trace_ui_url: str,
+    trace_links_base: str,
 ) -> dict[str, Any]:
     """Everything the console page shows, in one document."""
     services, letters = await asyncio.gather(
         asyncio.gather(*(_service(name, clients[name], probe) for name in UPSTREAMS if name in clients)),
         dead_letters.snapshot(),
     )
-    base = trace_ui_url.rstrip("/")
+    base = trace_links_base.rstrip("/")
     requests = [
         {**r, "trace_url": f"{base}/zipkin/traces/{r['trace_id']}" if base and r["trace_id"] else None}
         for r in recent.newest_first()
