@@ -22,6 +22,7 @@ WANTED_METRICS = frozenset(
     {
         "circuit_breaker_state",
         "circuit_breaker_transitions_total",
+        "upstream_retries_total",
         "bulkhead_in_use",
         "bulkhead_capacity",
         "outbox_backlog",

@@ -48,6 +48,7 @@ def summarize(samples: list[dict[str, Any]] | None, service: str) -> dict[str, A
         ("bulkhead_in_use", "upstream", "bulkhead_in_use"),
         ("bulkhead_capacity", "upstream", "bulkhead_capacity"),
         ("circuit_breaker_transitions_total", "upstream", "breaker_transitions"),
+        ("upstream_retries_total", "upstream", "retries"),
         ("consumer_lag", "consumer", "consumer_lag"),
         ("dead_letter_queue_size", "consumer", "dead_letter_queue_size"),
     ):

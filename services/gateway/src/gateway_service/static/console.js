@@ -45,10 +45,11 @@ function instanceRow(service, inst) {
   const inUse = metrics.bulkhead_in_use || {};
   const capacity = metrics.bulkhead_capacity || {};
   const transitions = metrics.breaker_transitions || {};
+  const retries = metrics.retries || {};
   const inFlight = detail(checks, "in_flight") || {};
   const upstreams = Object.keys(breakers).map((up) => el("div", {},
     `${up}: `, el("span", { class: breakers[up], "data-breaker": `${service}/${up}` }, breakers[up]),
-    ` · bulkhead ${fmt(inUse[up] ?? inFlight[up])}/${fmt(capacity[up])} · transitions ${fmt(transitions[up])}`));
+    ` · bulkhead ${fmt(inUse[up] ?? inFlight[up])}/${fmt(capacity[up])} · transitions ${fmt(transitions[up])} · retries ${fmt(retries[up])}`));
   const outbox = detail(checks, "outbox");
   const consumers = detail(checks, "consumers") || {};
   const lag = metrics.consumer_lag || {};
@@ -80,7 +81,7 @@ function drawServices(services) {
   box.replaceChildren(...services.map((s) => el("div", { class: "service", "data-service": s.name },
     el("h3", {}, s.name, s.gateway_view ? el("small", {}, ` — gateway's breaker `, el("span", { class: s.gateway_view.breaker, "data-breaker": `gateway/${s.name}` }, s.gateway_view.breaker), `, ${s.gateway_view.in_flight} in flight`) : null),
     el("table", {},
-      el("thead", {}, el("tr", {}, ...["instance", "balancer", "ready", "upstreams (breaker · bulkhead · transitions)", "outbox", "consumers"].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ...["instance", "balancer", "ready", "upstreams (breaker · bulkhead · transitions · retries)", "outbox", "consumers"].map((h) => el("th", {}, h)))),
       el("tbody", {}, ...s.instances.map((inst) => instanceRow(s.name, inst)))),
     faultList(s))));
 }
