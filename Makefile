@@ -50,10 +50,10 @@ clean: down ## stop the stack, then delete the run folder (.run: databases, Kafk
 # ---------------------------------------------------------------------------------------------
 # test / lint: maintained by the lead — add those targets below this line.
 # ---------------------------------------------------------------------------------------------
-.PHONY: test lint typecheck imports pytest fmt kustomize compose-cli compose-cli-start prometheus
+.PHONY: test lint typecheck imports pytest fmt kustomize compose-cli compose-cli-start prometheus browser
 
 # compose-cli-start first: the Compose build (minutes, once per machine) runs while lint and mypy do.
-test: bootstrap compose-cli-start lint typecheck imports kustomize compose-cli prometheus pytest ## everything CI runs: lint, types, architecture, all tests on a real broker
+test: bootstrap compose-cli-start lint typecheck imports kustomize compose-cli prometheus browser pytest ## everything CI runs: lint, types, architecture, all tests on a real broker
 
 lint: ## ruff: lint rules and formatting
 	$(UV) run ruff check .
@@ -74,6 +74,9 @@ kustomize: ## build the real kustomize once (Go module proxy; cached): tests/dep
 
 prometheus: ## promtool and prometheus from Debian's package, unless present (tests/observability, tests/e2e/test_alerts.py)
 	@bash tools/prometheus/install.sh
+
+browser: ## Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium), unless present
+	@sh tools/browser/install.sh
 
 compose-cli-start: ## start building the Docker Compose v2 CLI in the background, unless cached
 	@bash tools/go-tools/install.sh compose --background

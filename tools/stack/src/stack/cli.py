@@ -79,6 +79,7 @@ def _print_green(stack: Stack, took: float) -> None:
     if gateway is not None:
         echo(f"  Gateway:   {gateway}")
         echo(f"  API docs:  {gateway}/docs")
+        echo(f"  Console:   {gateway}/console   (ops console: log in as the admin)")
     if stack.service_names:
         first, last = (stack.management_url(n) for n in (stack.service_names[0], stack.service_names[-1]))
         echo(f"  Manage:    {first}/metrics … {last.rsplit(':', 1)[1]}: /metrics, internal /docs (loopback)")
