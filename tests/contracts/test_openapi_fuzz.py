@@ -48,6 +48,7 @@ import schemathesis
 import uvicorn
 from fastapi import FastAPI
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -259,7 +260,14 @@ class System:
             self.plugs.append(plug)
 
     def credentials(self, service: str, case: schemathesis.Case) -> dict[str, str]:
-        """A user token (an admin's) for UserBearer routes, a service token for ServiceToken ones."""
+        """A user token (an admin's) for UserBearer routes, a service token for ServiceToken ones;
+        none when the headers are the negative part of a case: a missing or broken Authorization
+        may be the very violation, which a credential added here would undo (and the case, then
+        valid but for an ignored query parameter, would be "accepted")."""
+        meta = case.meta
+        headers = meta.components.get(ParameterLocation.HEADER) if meta is not None else None
+        if headers is not None and headers.mode.is_negative:
+            return {}
         schemes = {
             name for requirement in case.operation.definition.raw.get("security", []) for name in requirement
         }
