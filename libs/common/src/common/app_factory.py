@@ -1,9 +1,9 @@
 """The app factory every service uses: middleware, problem handlers, health and metrics.
 
 A service's ``create_app`` builds its routers and dependencies and hands them here, so
-request ids, deadlines, trace context, body limits, problem+json, security headers, the Host
-check, ``/health/*`` and the management port's app (``/metrics``, docs) are identical
-everywhere and written once.
+request ids, deadlines, the request's span (OpenTelemetry's ASGI middleware), body limits,
+problem+json, security headers, the Host check, ``/health/*`` and the management port's app
+(``/metrics``, docs) are identical everywhere and written once.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -24,13 +26,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.context import (
     REQUEST_ID_HEADER,
-    TRACEPARENT_HEADER,
     Deadline,
-    TraceContext,
     deadline_var,
     new_request_id,
     request_id_var,
-    traceparent_var,
 )
 from common.docs import docs_routes
 from common.edge import SecurityHeadersMiddleware, TrustedHostMiddleware
@@ -41,22 +40,24 @@ from common.management import management_app
 from common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from common.openapi import PUBLIC, install_openapi
 from common.problems import install_problem_handlers, problem_response
+from common.tracing import configure_tracing
 
 log = logging.getLogger("common.access")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# W3C trace context, version 00: exactly 55 characters. Anything else (6 kB of "flags") starts
-# a new trace rather than travelling on to every hop and into Kafka headers.
-_TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 class RequestContextMiddleware:
-    """Sets request id, trace context and deadline for the request; enforces the body limit.
+    """Sets request id and deadline for the request; enforces the body limit; names its span.
 
-    Pure ASGI (not BaseHTTPMiddleware) so contextvars set here are seen by the endpoint and
-    streaming bodies are counted as they arrive.
+    The trace context is set outside, by OpenTelemetry's ASGI middleware: its W3C propagator
+    continues a valid ``traceparent`` (version 00 is exactly 55 characters; 6 kB of "flags" starts
+    a new trace rather than travelling on to every hop and into Kafka headers).
+
+        Pure ASGI (not BaseHTTPMiddleware) so contextvars set here are seen by the endpoint and
+        streaming bodies are counted as they arrive.
     """
 
     def __init__(self, app: ASGIApp, *, service: str, request_timeout_s: float, max_body_bytes: int) -> None:
@@ -72,15 +73,8 @@ class RequestContextMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         incoming_id = headers.get(REQUEST_ID_HEADER.lower(), "")
         request_id = incoming_id if _SAFE_REQUEST_ID.match(incoming_id) else new_request_id()
-        incoming_trace = headers.get(TRACEPARENT_HEADER, "")
-        parent = TraceContext.parse(incoming_trace) if _TRACEPARENT.match(incoming_trace) else None
-        trace = parent.child() if parent else TraceContext.new()
         deadline = Deadline.from_headers(headers, cap=self.request_timeout_s)
-        tokens = (
-            request_id_var.set(request_id),
-            traceparent_var.set(trace.header()),
-            deadline_var.set(deadline),
-        )
+        tokens = (request_id_var.set(request_id), deadline_var.set(deadline))
         started = time.perf_counter()
         status = 500
         started_response = False
@@ -114,6 +108,11 @@ class RequestContextMiddleware:
             template = getattr(route, "path", "unmatched")
             elapsed = time.perf_counter() - started
             method = scope["method"]
+            # The route is known only now: the span gets its low-cardinality name (GET /api/rooms/{id}).
+            span = trace.get_current_span()
+            span.update_name(f"{method} {template}")
+            span.set_attribute("http.route", template)
+            span.set_attribute("request.id", request_id)
             HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
             HTTP_LATENCY.labels(self.service, method, template).observe(elapsed)
             if not scope["path"].startswith("/health"):
@@ -125,7 +124,7 @@ class RequestContextMiddleware:
                     elapsed * 1000,
                     extra={"status": status, "duration_ms": round(elapsed * 1000, 1)},
                 )
-            for var, token in zip((request_id_var, traceparent_var, deadline_var), tokens, strict=True):
+            for var, token in zip((request_id_var, deadline_var), tokens, strict=True):
                 var.reset(token)  # type: ignore[attr-defined]
 
     def _reject_early(self, headers: dict[str, str], deadline: Deadline) -> ProblemError | None:
@@ -212,6 +211,10 @@ def create_service_app(
         request_timeout_s=request_timeout_s,
         max_body_bytes=max_body_bytes,
     )
+    # Around the request context: the server span (a child of a valid incoming traceparent) is
+    # current for the access log line and everything the request does. Health probes get none.
+    configure_tracing(service)  # a no-op when the CLI configured the process already
+    app.add_middleware(OpenTelemetryMiddleware, excluded_urls="/health/", exclude_spans=["receive", "send"])
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(_health_router(readiness))
     for router in routers:

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from common.logging import configure_logging
 from common.migrations import upgrade_to_head
 from common.settings import ServiceSettings
+from common.tracing import configure_tracing
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -41,6 +42,7 @@ def run_service_cli(
 
     settings = settings_factory()
     configure_logging(settings.service_name, settings.log_level, json_output=settings.log_json)
+    tracing = configure_tracing(settings.service_name, settings.zipkin_endpoint)
     if (args.command in ("migrate", "seed") or args.migrate) and migrations_dir is not None:
         upgrade_to_head(migrations_dir, settings.database_url)
         if args.command == "migrate":
@@ -51,7 +53,10 @@ def run_service_cli(
         print(f"{settings.service_name}: demo data in place", file=sys.stderr)
         return 0
     if args.command == "serve":
-        serve_app(create_app(settings), settings)
+        try:
+            serve_app(create_app(settings), settings)
+        finally:
+            tracing.shutdown()  # the last batch of spans goes out before the process ends
     return 0
 
 

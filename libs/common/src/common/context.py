@@ -1,7 +1,9 @@
-"""Per-request context (request id, trace context, deadline) carried in contextvars.
+"""Per-request context (request id, deadline) in contextvars; the trace is OpenTelemetry's.
 
 Middleware sets these on the way in; the logger, the HTTP client and the outbox read them,
 so ids and budgets travel across HTTP hops and into Kafka headers without being passed by hand.
+The trace context is OpenTelemetry's current span (``common.tracing``); ``current_trace``
+reads it for logs and for code that quotes a trace id.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from opentelemetry import trace
+
 REQUEST_ID_HEADER = "X-Request-ID"
 TRACEPARENT_HEADER = "traceparent"
 # The deadline travels twice, see ``Deadline.from_headers``:
@@ -19,7 +23,6 @@ DEADLINE_HEADER = "X-Deadline-Ms"  # remaining budget in milliseconds when sent 
 DEADLINE_AT_HEADER = "X-Deadline-At"  # the same end as wall-clock Unix time in milliseconds (absolute)
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
-traceparent_var: ContextVar[str | None] = ContextVar("traceparent", default=None)
 deadline_var: ContextVar[Deadline | None] = ContextVar("deadline", default=None)
 
 
@@ -29,7 +32,7 @@ def new_request_id() -> str:
 
 @dataclass(frozen=True)
 class TraceContext:
-    """W3C trace context (``traceparent``): version-traceid-parentid-flags."""
+    """A span's ids as W3C trace context (``traceparent``): version-traceid-spanid-flags."""
 
     trace_id: str
     span_id: str
@@ -54,16 +57,20 @@ class TraceContext:
             return None
         return cls(parts[1], parts[2], parts[3])
 
-    def child(self) -> TraceContext:
-        """A new span in the same trace: what we send to the next hop."""
-        return TraceContext(self.trace_id, secrets.token_hex(8), self.flags)
-
     def header(self) -> str:
         return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
 
 
 def current_trace() -> TraceContext | None:
-    return TraceContext.parse(traceparent_var.get())
+    """The current OpenTelemetry span's ids, or None outside any span."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return TraceContext(
+        trace.format_trace_id(context.trace_id),
+        trace.format_span_id(context.span_id),
+        f"{int(context.trace_flags):02x}",
+    )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""JSON logs with the service name, request id and trace id on every line."""
+"""JSON logs with the service name, request id, trace id and span id on every line."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": request_id_var.get(),
             "trace_id": trace.trace_id if trace else None,
+            "span_id": trace.span_id if trace else None,
         }
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):

@@ -43,6 +43,9 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     log_level: str = "INFO"
     log_json: bool = True
+    # Zipkin's span intake (http://host:9411/api/v2/spans): spans are batched and sent there.
+    # Empty: traces stay in the process (ids in logs and headers only), nothing is exported.
+    zipkin_endpoint: str = ""
 
     service_auth_mode: Literal["jwt", "shared-secret"] = "jwt"
     service_keys_dir: Path = Field(default_factory=lambda: run_dir() / "keys")

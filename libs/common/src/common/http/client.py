@@ -53,15 +53,14 @@ from ssl import SSLContext
 from typing import Any, Literal, TypedDict, Unpack
 
 import httpx
+from opentelemetry import trace
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
 from common.context import (
     DEADLINE_AT_HEADER,
     DEADLINE_HEADER,
     REQUEST_ID_HEADER,
-    TRACEPARENT_HEADER,
-    TraceContext,
     current_deadline,
-    current_trace,
     request_id_var,
 )
 from common.errors import PROBLEM_JSON, DeadlineExceeded, ProblemError, UpstreamUnavailable
@@ -71,6 +70,7 @@ from common.http.bulkhead import Bulkhead, BulkheadFull
 from common.http.discovery import Discovery, Endpoint, InstanceSource
 from common.http.retry import RETRYABLE_STATUSES, RetryBudget, RetryPolicy, parse_retry_after
 from common.metrics import UPSTREAM_CALLS, UPSTREAM_LATENCY, UPSTREAM_RETRIES
+from common.tracing import ensure_provider
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
@@ -203,6 +203,10 @@ class ServiceClient:
         # One pool for every instance: its limit is per client, like the bulkhead.
         limits = httpx.Limits(max_connections=max_concurrent, max_keepalive_connections=max_concurrent)
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout, limits=limits, verify=_tls())
+        # One client span per attempt (retries and failovers are siblings under the caller's
+        # span); it also writes the attempt's traceparent header (W3C, OpenTelemetry's propagator).
+        ensure_provider()
+        HTTPXClientInstrumentor.instrument_client(self._http)
 
     @property
     def state(self) -> ClientState:
@@ -273,6 +277,7 @@ class ServiceClient:
         except (UpstreamUnavailable, DeadlineExceeded) as exc:
             if isinstance(exc, BulkheadFull):  # other outcomes were counted where they were known
                 self._count("rejected_bulkhead")
+                self._rejected("bulkhead full", in_flight=self._bulkhead.in_flight)
             if fallback is None:
                 raise
             return await fallback(exc)
@@ -299,6 +304,7 @@ class ServiceClient:
                 permit = self._breaker.admit()
             except CircuitOpen as exc:
                 self._count("rejected_open")
+                self._rejected("breaker open", breaker_state=self._breaker.state)
                 if unseen:
                     raise UpstreamOutcomeUnknown(exc.detail, upstream=self.upstream) from exc
                 raise
@@ -482,10 +488,8 @@ class ServiceClient:
             )
 
     def _context_headers(self, limit: float) -> dict[str, str]:
-        """Request id, trace context, the callee's budget and our credentials."""
-        trace = current_trace() or TraceContext.new()
+        """Request id, the callee's budget and our credentials (the instrumentation adds traceparent)."""
         headers = {
-            TRACEPARENT_HEADER: trace.child().header(),
             # The callee's budget is what we will wait for this attempt: never more than ours.
             # Relative and absolute (see ``Deadline.from_headers``): a request that waits in a
             # frozen callee's socket queue must not start a fresh budget when it is finally read.
@@ -498,6 +502,12 @@ class ServiceClient:
         if self._auth is not None:
             headers.update(self._auth())  # per attempt: service tokens are short-lived
         return headers
+
+    def _rejected(self, what: str, **details: str | int) -> None:
+        """A call refused before any attempt: an event on the caller's span (no attempt span exists)."""
+        attributes: dict[str, str | int] = {"peer.service": self.upstream, "caller": self.caller}
+        attributes.update({f"{key}": value for key, value in details.items()})
+        trace.get_current_span().add_event(what, attributes)
 
     def _count(self, outcome: Outcome) -> None:
         UPSTREAM_CALLS.labels(service=self.caller, upstream=self.upstream, outcome=outcome).inc()

@@ -32,14 +32,15 @@ from typing import Any
 
 from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata, TopicPartition
+from opentelemetry.trace import Span, SpanKind
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from common.context import TraceContext, request_id_var, traceparent_var
+from common.context import request_id_var
 from common.db import Database
 from common.faults import Switchboard
 from common.messaging.codec import AvroCodec, UndecodableMessage
-from common.messaging.envelope import H_EVENT_ID, Envelope, Headers, utc_now_iso
+from common.messaging.envelope import H_EVENT_ID, H_EVENT_TYPE, H_REQUEST_ID, Envelope, Headers, utc_now_iso
 from common.messaging.producer import close_producer, create_producer, new_consumer
 from common.messaging.tables import MessagingTables
 from common.messaging.topics import dlq_topic, ensure_topics
@@ -52,6 +53,7 @@ from common.metrics import (
     MESSAGES_DUPLICATE,
     MESSAGES_RETRIED,
 )
+from common.tracing import extract, span
 
 log = logging.getLogger(__name__)
 
@@ -246,12 +248,25 @@ class ConsumerRunner:
         if _redrive_group(message.headers) == self.name:
             # Its letter is marked redriven; first, as failing again writes a new letter.
             self._count_dead_letter(message.headers, -1)
-        outcome = self._outcome(message)
-        if outcome is None:
-            return False
-        if outcome != "skipped":  # the processing-time SLO is about the events we act on
-            took = time.monotonic() - began
-            MESSAGE_PROCESSING.labels(self.service, self.name, message.topic).observe(took)
+        with _processing(self.name, message) as span:
+            outcome = self._outcome(message)
+            if outcome is None:
+                return False
+            if outcome != "skipped":  # the processing-time SLO is about the events we act on
+                took = time.monotonic() - began
+                MESSAGE_PROCESSING.labels(self.service, self.name, message.topic).observe(took)
+            span.set_attribute("messaging.outcome", outcome)
+            headers = _text_headers(message.headers)
+            log.info(
+                "consumer %s: %s %s from %s[%d]@%d: %s",
+                self.name, headers.get(H_EVENT_TYPE), headers.get(H_EVENT_ID),
+                message.topic, message.partition, message.offset, outcome,
+                extra={
+                    "consumer": self.name, "topic": message.topic, "partition": message.partition,
+                    "offset": message.offset, "event_type": headers.get(H_EVENT_TYPE),
+                    "event_id": headers.get(H_EVENT_ID), "outcome": outcome,
+                },
+            )  # fmt: skip
         self._faults.crash_point("consumer", self.name)  # after the DB commit, before the offset's
         tp = TopicPartition(message.topic, message.partition)
         try:
@@ -291,8 +306,7 @@ class ConsumerRunner:
         history: ErrorHistory = []
         for attempt in range(1, self._max_attempts + 1):
             try:
-                with _trace_from(envelope):
-                    applied = self._apply(envelope, payload, handler)
+                applied = self._apply(envelope, payload, handler)
             except PermanentError as exc:
                 history.append(_history_entry(attempt, exc))
                 break
@@ -442,16 +456,35 @@ def _history_entry(attempt: int, exc: BaseException) -> dict[str, Any]:
     return {"attempt": attempt, "error": f"{type(exc).__name__}: {exc}", "at": utc_now_iso()}
 
 
+def _text_headers(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    return {name: raw.decode(errors="replace") for name, raw in headers or () if raw is not None}
+
+
 @contextmanager
-def _trace_from(envelope: Envelope) -> Iterator[None]:
-    """Run the handler inside the producer's trace and request id (logs, onward calls, events)."""
-    parent = TraceContext.parse(envelope.traceparent)
-    trace_token = traceparent_var.set(parent.child().header() if parent else None)
-    request_token = request_id_var.set(envelope.request_id)
+def _processing(group: str, message: Any) -> Iterator[Span]:
+    """The message's processing span, a child of its produce span (``traceparent`` header), with
+    the producer's request id: the handler's logs, onward calls and events continue the trace."""
+    headers = _text_headers(message.headers)
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": message.topic,
+        "messaging.consumer.group.name": group,
+        "messaging.destination.partition.id": str(message.partition),
+        "messaging.kafka.offset": message.offset,
+        "messaging.message.id": headers.get(H_EVENT_ID, ""),
+        "event.type": headers.get(H_EVENT_TYPE, ""),
+    }
+    request_token = request_id_var.set(headers.get(H_REQUEST_ID))
     try:
-        yield
+        with span(
+            f"process {message.topic}",
+            kind=SpanKind.CONSUMER,
+            context=extract(headers),
+            attributes=attributes,
+        ) as current:
+            yield current
     finally:
-        traceparent_var.reset(trace_token)
         request_id_var.reset(request_token)
 
 

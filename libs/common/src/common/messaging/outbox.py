@@ -15,11 +15,12 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from common.context import TraceContext, current_trace, request_id_var
+from common.context import request_id_var
 from common.messaging.codec import AvroCodec, UnknownEventType
-from common.messaging.envelope import Envelope
+from common.messaging.envelope import H_TRACEPARENT, Envelope
 from common.messaging.tables import MessagingTables
 from common.messaging.topics import TOPIC_FOR_EVENT
+from common.tracing import inject
 
 
 class Outbox:
@@ -65,8 +66,10 @@ class Outbox:
         if topic is None:
             raise UnknownEventType(f"no topic for event type {event_type!r}")
         now = datetime.now(UTC)
-        # No incoming trace (a background job, a script): start one so consumers can still link.
-        trace = current_trace() or TraceContext.new()
+        # The row keeps the writer's trace context: the relay's produce span continues it. No
+        # current span (a script): no traceparent, and the produce span starts the trace.
+        carrier: dict[str, str] = {}
+        inject(carrier)
         envelope = Envelope(
             event_id=event_id or str(uuid.uuid4()),
             event_type=event_type,
@@ -74,7 +77,7 @@ class Outbox:
             schema_fingerprint=fingerprint,
             occurred_at=(occurred_at or now).astimezone(UTC).isoformat(timespec="milliseconds"),
             producer=self._producer,
-            traceparent=trace.header(),
+            traceparent=carrier.get(H_TRACEPARENT),
             request_id=request_id_var.get(),
             key=key,
         )

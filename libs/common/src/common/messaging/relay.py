@@ -32,6 +32,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -41,6 +43,7 @@ from common.messaging.producer import close_producer, create_producer
 from common.messaging.tables import MessagingTables
 from common.messaging.topics import ensure_topics as ensure_kafka_topics
 from common.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
+from common.tracing import extract, inject, tracer
 from common.workers import BackgroundThread
 
 log = logging.getLogger(__name__)
@@ -243,29 +246,35 @@ class OutboxRelay(BackgroundThread):
             if new_topics:
                 self._ensure_topics(new_topics)
                 self._known_topics.update(new_topics)
-        futures: list[tuple[int, Any]] = []
+        futures: list[tuple[int, Any, Span]] = []
         errors: dict[int, Exception | None] = {}
         for row in rows:
+            span, headers = _produce_span(row)
             try:
                 future = producer.send(
                     row.topic,
                     key=row.key.encode(),
                     value=row.payload,
-                    headers=[(name, value.encode()) for name, value in row.headers.items()],
+                    headers=[(name, value.encode()) for name, value in headers.items()],
                 )
             except Exception as exc:  # e.g. no metadata within max_block_ms: the broker is down
                 errors[row.id] = exc
+                span.record_exception(exc)
+                span.set_status(StatusCode.ERROR, str(exc))
+                span.end()
                 break  # sending later rows now could let them overtake this one
-            futures.append((row.id, future))
+            futures.append((row.id, future, span))
         try:
             producer.flush(timeout=self._flush_timeout)
         except Exception as exc:  # futures still pending count as failures below
             log.debug("outbox relay flush did not complete: %s", exc)
-        for row_id, future in futures:
+        for row_id, future, span in futures:
             if future.succeeded():
                 errors[row_id] = None
             else:
                 errors[row_id] = future.exception or TimeoutError("not acknowledged in time")
+                span.set_status(StatusCode.ERROR, str(errors[row_id]))
+            span.end()  # at the broker's ack (or its failure): the span covers the send
         return errors
 
     def _record(
@@ -311,3 +320,27 @@ def _age_seconds(created_at: datetime | str | None) -> float:
     if created_at.tzinfo is None:
         created_at = created_at.replace(tzinfo=UTC)
     return max(0.0, (datetime.now(UTC) - created_at).total_seconds())
+
+
+def _produce_span(row: OutboxRow) -> tuple[Span, dict[str, str]]:
+    """The row's produce span, a child of the request that wrote the row, and the headers to send.
+
+    The stored ``traceparent`` is replaced by the produce span's, so each consumer's span is a
+    child of this send (W3C, OpenTelemetry's propagator). Every re-send of a row is a new span.
+    """
+    headers = dict(row.headers)
+    span = tracer().start_span(
+        f"send {row.topic}",
+        context=extract(headers),
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": row.topic,
+            "messaging.kafka.message.key": row.key,
+            "messaging.message.id": headers.get("event_id", ""),
+            "event.type": headers.get("event_type", ""),
+        },
+    )
+    inject(headers, context=trace.set_span_in_context(span))
+    return span, headers

@@ -11,7 +11,7 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.structs import TopicPartition
 
-from common.context import TraceContext, request_id_var, traceparent_var
+from common.context import TraceContext, current_trace, request_id_var
 from common.messaging import PermanentError
 
 from .conftest import FAST_CONSUMER, make_message, metric, read_topic, wait_for
@@ -62,20 +62,19 @@ def test_the_same_event_twice_is_applied_once(service, codec, topic, produce, ma
 def test_handler_runs_in_the_producers_trace_and_request(service, codec, topic, produce, make_runner) -> None:
     message = make_message(codec, "res-1")
     produce(topic, message.key, message.value, message.headers)
-    seen: list[tuple[str | None, str | None]] = []
+    seen: list[tuple[TraceContext | None, str | None]] = []
 
     def handler(session, envelope, payload) -> None:
-        seen.append((traceparent_var.get(), request_id_var.get()))
+        seen.append((current_trace(), request_id_var.get()))
 
     make_runner([topic], {"ReservationCreated": handler})
     wait_for(lambda: seen, what="the handler")
-    [(traceparent, request_id)] = seen
+    [(child, request_id)] = seen
     parent = TraceContext.parse(message.envelope.traceparent)
-    child = TraceContext.parse(traceparent)
     assert parent is not None
     assert child is not None
     assert child.trace_id == parent.trace_id  # same trace...
-    assert child.span_id != parent.span_id  # ...a new span for the handling
+    assert child.span_id != parent.span_id  # ...a new span (the processing span) for the handling
     assert request_id == message.envelope.request_id
 
 

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from common.context import Deadline, TraceContext, deadline_var, request_id_var, traceparent_var
+from common.context import Deadline, TraceContext, deadline_var, request_id_var
 from common.errors import DeadlineExceeded, UpstreamUnavailable
 from common.http import RetryPolicy, parse_retry_after
+from common.tracing import extract, span
 
 
 async def test_post_without_idempotency_key_is_sent_once(make_client, sleep):
@@ -261,11 +262,11 @@ async def test_deadline_travels_relative_and_absolute(make_client):
 async def test_context_and_auth_headers_are_propagated(make_client):
     parent = TraceContext.new()
     request_id_var.set("req-123")
-    traceparent_var.set(parent.header())
     deadline_var.set(Deadline.after(2.0))
     client, upstream = make_client(200, timeout=5.0, auth=lambda: {"Authorization": "Bearer svc"})
 
-    await client.get("/holds/1", headers={"Accept": "application/json"})
+    with span("caller", context=extract({"traceparent": parent.header()})):
+        await client.get("/holds/1", headers={"Accept": "application/json"})
 
     sent = upstream.requests[0].headers
     assert sent["X-Request-ID"] == "req-123"

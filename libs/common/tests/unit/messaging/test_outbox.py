@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from common.context import TraceContext, request_id_var, traceparent_var
+from common.context import TraceContext, current_trace, request_id_var
 from common.messaging import (
     TOPIC_FOR_EVENT,
     AvroCodec,
@@ -18,6 +18,7 @@ from common.messaging import (
     SchemaViolation,
     UnknownEventType,
 )
+from common.tracing import extract, span
 
 
 class Boom(Exception):
@@ -49,15 +50,17 @@ def test_rolled_back_transaction_leaves_no_row_and_no_wake(store, outbox, payloa
 
 def test_committed_row_holds_encoded_payload_and_envelope_headers(store, outbox, codec, payloads) -> None:
     db, _ = store
-    trace = TraceContext.new()
+    incoming = TraceContext.new()
     request_token = request_id_var.set("req-42")
-    trace_token = traceparent_var.set(trace.header())
     try:
-        with db.transaction() as session:
-            envelope = outbox.add(session, "UserRegistered", "u-1", payloads["UserRegistered"])
+        with span("request", context=extract({"traceparent": incoming.header()})):
+            trace = current_trace()
+            with db.transaction() as session:
+                envelope = outbox.add(session, "UserRegistered", "u-1", payloads["UserRegistered"])
     finally:
         request_id_var.reset(request_token)
-        traceparent_var.reset(trace_token)
+    assert trace is not None
+    assert trace.trace_id == incoming.trace_id  # the request's span continues the caller's trace
 
     [row] = _rows(store)
     assert row.event_id == envelope.event_id
@@ -81,11 +84,11 @@ def test_committed_row_holds_encoded_payload_and_envelope_headers(store, outbox,
     assert stored == envelope
 
 
-def test_without_a_trace_in_context_a_new_one_is_started(store, outbox, payloads) -> None:
+def test_without_a_trace_in_context_the_row_has_none(store, outbox, payloads) -> None:
     db, _ = store
     with db.transaction() as session:
         envelope = outbox.add(session, "UserRegistered", "u-1", payloads["UserRegistered"])
-    assert TraceContext.parse(envelope.traceparent) is not None
+    assert envelope.traceparent is None  # the relay's produce span starts the trace
     assert envelope.request_id is None
     assert "request_id" not in _rows(store)[0].headers
 
