@@ -145,7 +145,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The running, seeded system; stopped (every process gone) after the last suite using it."""
     with SHARED_STACK:
         yield SHARED_STACK.enter_context(
-            running_stack(tmp_path_factory.mktemp("e2e-stack"), ENV_OVERRIDES, timeout=180)
+            # Zipkin (tests/e2e/test_traces.py): its JVM boots beside Kafka's, ~6 s, off the critical path.
+            running_stack(tmp_path_factory.mktemp("e2e-stack"), ENV_OVERRIDES, timeout=180, zipkin=True)
         )
 
 

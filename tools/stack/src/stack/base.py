@@ -32,6 +32,7 @@ from stack.postgres import PostgresServer
 from stack.procs import ProcessHandle
 from stack.services import SERVICES, ServiceSpec, service_env, spec
 from stack.shutdown import PIDS_DIR, STATE_FILE
+from stack.zipkin import ZipkinServer
 
 __all__ = ["ManagedBroker", "ManagedService", "Restarts", "StackBase"]
 
@@ -114,6 +115,7 @@ class StackBase:
         db: str = "sqlite",
         postgres_port: int | None = None,
         postgres: PostgresServer | None = None,
+        zipkin_port: int | None = None,
     ) -> None:
         self.run_dir = Path(run_dir).resolve()
         self.demo_data = demo_data
@@ -163,6 +165,12 @@ class StackBase:
             env=self._base_env(),
         )
         self._smtp_restarts = Restarts()
+        # The trace backend (``zipkin_port``): every service exports its spans to it.
+        self.zipkin = (
+            ZipkinServer(zipkin_port, logs_dir=self.logs_dir, pids_dir=self.pids_dir, env=self._base_env())
+            if zipkin_port is not None
+            else None
+        )
         # ``postgres``: a server of the caller's to start and stop instead (tests: a throwaway one).
         self.databases = StackDatabases(
             db,
@@ -286,6 +294,8 @@ class StackBase:
             ports[name] = managed.broker.port
             ports[f"{name} controller"] = managed.broker.controller_port
         ports["smtp sink"] = self.smtp_port
+        if self.zipkin is not None:
+            ports["zipkin"] = self.zipkin.port
         ports.update(self.databases.ports())
         ports.update({name: self.port(name) for name in self._services})
         ports.update({f"{name} management": self.management_port(name) for name in self._services})
@@ -477,6 +487,8 @@ class StackBase:
             )
         )
         env.update(self.databases.service_env(svc_spec))
+        if self.zipkin is not None:
+            env[f"{svc_spec.env_prefix}ZIPKIN_ENDPOINT"] = self.zipkin.spans_endpoint
         env.update(self.env_overrides)
         env.update(instance_env(svc_spec.name, instance, env))
         return env

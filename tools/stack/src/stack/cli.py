@@ -140,6 +140,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             demo_data=not args.no_seed,
             db=args.db,
             postgres_port=args.postgres_port,
+            zipkin_port=None if args.no_zipkin else args.zipkin_port,
         )
         try:
             took = stack.start(timeout=args.timeout)
@@ -366,6 +367,8 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start Kafka, the SMTP sink and the services; Ctrl-C stops all")
     ports(up)
     up.add_argument("--kafka-controller-port", type=int, default=None, help="default: Kafka port + 1")
+    up.add_argument("--zipkin-port", type=int, default=9411, help="the trace UI (Zipkin) port (default 9411)")
+    up.add_argument("--no-zipkin", action="store_true", help="run without the trace backend (no export)")
     up.add_argument(
         "--kafka-brokers",
         type=int,

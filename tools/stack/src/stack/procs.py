@@ -216,6 +216,8 @@ def marker_for(name: str) -> tuple[str, ...]:
         return ("kafka.Kafka",)
     if base == "smtp":
         return ("stack.smtp_sink",)
+    if base == "zipkin":
+        return ("zipkin-server", "-jar")
     if base == "postgres":
         return ("postgres", " -D ")
     if base == "stack":

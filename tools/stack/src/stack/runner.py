@@ -41,6 +41,7 @@ from stack.procs import ProcessHandle, owns_pid, read_pid
 from stack.services import all_topics
 from stack.shutdown import STACK_PID_FILE, STATE_FILE, cleanup_leftovers
 from stack.supervision import Supervision
+from stack.zipkin import ensure_zipkin_jar
 
 __all__ = ["Stack"]
 
@@ -163,6 +164,8 @@ class Stack(Supervision):
         if self.smtp.running:
             self._say("stopping the SMTP sink …")
         self.smtp.stop(grace)
+        if self.zipkin is not None:
+            self.zipkin.stop(grace)
         if any(b.is_running for b in self.brokers):
             self._say("stopping Kafka …")
         # Every broker at once: the last ones of a cluster could not shut down in a controlled
@@ -272,6 +275,10 @@ class Stack(Supervision):
         smtp_state = "running" if self.smtp.running else "stopped"
         smtp_pid = str(self.pid("smtp") or "-")
         rows.append(("smtp sink", f"smtp://{HOST}:{self.smtp_port}", smtp_pid, smtp_state))
+        if self.zipkin is not None:
+            zipkin_pid = str(self.zipkin.handle.pid or "-")
+            zipkin_state = "running" if self.zipkin.running else "stopped"
+            rows.append(("traces (zipkin)", self.zipkin.url, zipkin_pid, zipkin_state))
         if (db_row := self.databases.summary_row()) is not None:
             rows.append(db_row)
         return rows
@@ -284,6 +291,9 @@ class Stack(Supervision):
             folder.mkdir(parents=True, exist_ok=True)
         with self._blocking():
             libs = self.kafka_libs_dir or ensure_kafka_libs(self.run_dir, progress=self._say)
+            zipkin_jar = None
+            if self.zipkin is not None:
+                zipkin_jar = self.zipkin.jar or ensure_zipkin_jar(self.run_dir, progress=self._say)
         self._make_brokers(libs)
         self._t0 = time.monotonic()  # the one-time download is not part of "time to green"
         deadline = self._t0 + timeout
@@ -314,6 +324,9 @@ class Stack(Supervision):
         self.smtp.start()
         self._smtp_wanted = True
         self._say(f"SMTP sink on {HOST}:{self.smtp_port} → {self.mailbox_path}")
+        if self.zipkin is not None and zipkin_jar is not None:  # its JVM boots beside Kafka's
+            self.zipkin.start(zipkin_jar)
+            self._say(f"starting Zipkin (traces) on {self.zipkin.url} …")
         data = self.broker.data_dir if self.kafka_brokers == 1 else self.broker.state_dir.parent
         self._say(f"starting Kafka on {self.bootstrap_servers} (data in {data}) …")
         with self._blocking():
@@ -327,6 +340,9 @@ class Stack(Supervision):
         self._launcher_stop.set()
         launcher.join()
         self._wait_until_ready(deadline, timeout, topics)
+        if self.zipkin is not None:
+            with self._blocking():
+                self.zipkin.wait_ready(deadline)
         self._write_state()  # now with every pid
         self.started_in = time.monotonic() - self._t0
         self._report_seeded()

@@ -12,6 +12,7 @@ from stack.postgres import PostgresServer
 from stack.procs import pid_alive
 from stack.runner import Stack
 from stack.services import INSTANCE_PORT_STEP, MANAGEMENT_OFFSET
+from stack.zipkin import ensure_zipkin_jar
 
 
 @contextmanager
@@ -22,6 +23,7 @@ def running_stack(
     instances: Mapping[str, int] | None = None,
     *,
     db: str = "sqlite",
+    zipkin: bool = False,
 ) -> Iterator[Stack]:
     """Start Kafka, the SMTP sink and the six services in ``run_dir``; stop them all on exit.
 
@@ -29,12 +31,15 @@ def running_stack(
     its controller and the SMTP sink, then PostgreSQL at base+9; further instances 10 ports up
     each: ``stack.instances``), so the stack never clashes with ``make up``. ``db="postgres"``:
     the services' databases are on a throwaway PostgreSQL server of the stack's (in a temp folder
-    the ``postgres`` user can reach, removed at stop). Progress goes to ``run_dir/stack.log``. On
+    the ``postgres`` user can reach, removed at stop). ``zipkin``: a Zipkin server on the block's
+    last port that every service exports its spans to (``stack.zipkin``). Progress goes to
+    ``run_dir/stack.log``. On
     exit it checks that no process of the stack is left.
     """
     most = max((instances or {}).values(), default=1)
     # The management ports (1,000 up) must be free too, every instance's included.
-    base = free_port_block(max(10, 9 + INSTANCE_PORT_STEP * (most - 1)), mirrors=(MANAGEMENT_OFFSET,))
+    size = max(10, 9 + INSTANCE_PORT_STEP * (most - 1)) + (1 if zipkin else 0)
+    base = free_port_block(size, mirrors=(MANAGEMENT_OFFSET,))
     log_file = run_dir / "stack.log"
 
     def say(line: str) -> None:
@@ -53,7 +58,10 @@ def running_stack(
         say=say,
         db=db,
         postgres=PostgresServer.ephemeral(base + 9) if db == "postgres" else None,
+        zipkin_port=base + size - 1 if zipkin else None,
     )
+    if stack.zipkin is not None:
+        stack.zipkin.jar = ensure_zipkin_jar(default_run_dir())  # fetched once per checkout
     try:
         stack.start(timeout=timeout)
     except BaseException:
@@ -63,6 +71,8 @@ def running_stack(
     pids = [pid for name in [*stack.service_names, "kafka", "smtp"] if (pid := stack.pid(name))]
     if stack.databases.pid is not None:
         pids.append(stack.databases.pid)
+    if stack.zipkin is not None and stack.zipkin.handle.pid is not None:
+        pids.append(stack.zipkin.handle.pid)
     try:
         yield stack
     finally:
