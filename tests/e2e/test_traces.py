@@ -1,4 +1,4 @@
-"""Traces in a real Zipkin: one reservation is one trace across HTTP and Kafka; an open breaker shows.
+"""Traces in a real Zipkin: one reservation is one trace across HTTP, Kafka and SMTP; an open breaker shows.
 
 The session stack runs Zipkin (``running_stack(zipkin=True)``) and every service exports its
 spans to it in batches, so each check polls Zipkin's API with a generous deadline.
@@ -59,11 +59,16 @@ def test_one_reservation_is_one_trace_from_the_gateway_through_kafka_to_every_co
     def complete() -> list[dict[str, Any]] | None:
         spans = _trace(stack, trace_id)
         servers, consumers = _services(spans, "SERVER"), _services(spans, "CONSUMER")
-        whole = {"gateway", "room", "member", "inventory"} <= servers and {
-            "inventory",
-            "member",
-            "notification",
-        } <= consumers
+        whole = (
+            {"gateway", "room", "member", "inventory"} <= servers
+            and {
+                "inventory",
+                "member",
+                "notification",
+            }
+            <= consumers
+            and "notification: smtp send" in _spans(spans, "CLIENT")
+        )
         return spans if whole else None
 
     spans = eventually(complete, f"trace {trace_id} in Zipkin", within=EXPORT_DEADLINE_S, interval=1.0)
@@ -77,6 +82,9 @@ def test_one_reservation_is_one_trace_from_the_gateway_through_kafka_to_every_co
     # Each consumer's processing span is a child of a produce span (via the Kafka headers).
     for consumer in (s for s in spans if s.get("kind") == "CONSUMER"):
         assert by_id[consumer["parentId"]]["kind"] == "PRODUCER", consumer
+    # The SMTP send continues notification's processing span (the mail row keeps its traceparent).
+    [smtp] = [s for s in spans if s.get("name") == "smtp send"]
+    assert by_id[smtp["parentId"]]["kind"] == "CONSUMER"
     # The produce span continues the request that wrote the outbox row (room's server span).
     for producer in producers:
         parent = by_id[producer["parentId"]]

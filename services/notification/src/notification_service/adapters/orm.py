@@ -53,6 +53,8 @@ class NotificationRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     # When the mail was (re-)queued: its retry horizon counts from here (NULL: created_at).
     queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # W3C traceparent of the consumer span that queued the mail: the SMTP send's span continues it.
+    traceparent: Mapped[str | None] = mapped_column(String(55), nullable=True)
 
 
 metadata = Base.metadata

@@ -60,6 +60,7 @@ class NotificationRepository:
                 created_at=notification.created_at,
                 sent_at=notification.sent_at,
                 queued_at=notification.queued_at,
+                traceparent=notification.traceparent,
             )
         )
         self._session.flush()  # the unique event_id refuses a second notification right here
@@ -176,4 +177,5 @@ def _to_notification(row: NotificationRow) -> Notification:
         sent_at=row.sent_at,
         last_error=row.last_error,
         queued_at=row.queued_at,
+        traceparent=row.traceparent,
     )

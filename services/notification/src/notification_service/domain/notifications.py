@@ -67,6 +67,7 @@ class Notification:
     sent_at: datetime | None
     last_error: str | None = None
     queued_at: datetime | None = None  # when (re-)queued: the retry horizon counts from here
+    traceparent: str | None = None  # the trace of the event that queued it: its send joins it
 
     @property
     def message_id(self) -> str:

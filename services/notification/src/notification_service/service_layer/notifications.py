@@ -17,6 +17,7 @@ from sqlalchemy import event as orm_events
 from sqlalchemy.orm import Session
 
 from common.clock import Clock, utc_now
+from common.context import current_trace
 from common.db import Database
 from common.errors import Conflict, NotFound
 from common.pagination import Page, PageRequest
@@ -99,6 +100,7 @@ class Notifier:
             created_at=now,
             sent_at=None,
             queued_at=now,
+            traceparent=trace.header() if (trace := current_trace()) else None,
         )
         notifications.add(notification, next_attempt_at=now)
         orm_events.listen(session, "after_commit", lambda _session: self._on_queued(), once=True)

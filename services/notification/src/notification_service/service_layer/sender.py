@@ -27,6 +27,7 @@ from prometheus_client import Counter
 
 from common.clock import Clock, utc_now
 from common.db import Database
+from common.tracing import SpanKind, extract, span
 from common.workers import BackgroundThread
 from notification_service.adapters.repository import NotificationRepository
 from notification_service.domain.notifications import (
@@ -123,14 +124,18 @@ class MailSender(BackgroundThread):
                 "again with the same Message-ID %s",
                 notification.notification_id, notification.event_type, notification.message_id,
             )  # fmt: skip
-        try:
-            self._mailer.send(notification)
-        except Exception as exc:
-            self._failed(notification, exc)
-        else:
-            if self._finish(notification, SENT, sent_at=self._clock()):
-                MAILS.labels(self._service, "sent").inc()
-                log.info("mail %s (%s) sent", notification.notification_id, notification.event_type)
+        # The send is a span of the event's trace (reservation -> Kafka -> consumer -> SMTP).
+        parent = extract({"traceparent": notification.traceparent} if notification.traceparent else {})
+        attributes = {"notification.id": notification.notification_id, "event.type": notification.event_type}
+        with span("smtp send", kind=SpanKind.CLIENT, context=parent, attributes=attributes):
+            try:
+                self._mailer.send(notification)
+            except Exception as exc:
+                self._failed(notification, exc)
+            else:
+                if self._finish(notification, SENT, sent_at=self._clock()):
+                    MAILS.labels(self._service, "sent").inc()
+                    log.info("mail %s (%s) sent", notification.notification_id, notification.event_type)
         return 1
 
     def _failed(self, notification: Notification, exc: Exception) -> None:
