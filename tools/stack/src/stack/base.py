@@ -489,6 +489,8 @@ class StackBase:
         env.update(self.databases.service_env(svc_spec))
         if self.zipkin is not None:
             env[f"{svc_spec.env_prefix}ZIPKIN_ENDPOINT"] = self.zipkin.spans_endpoint
+            if svc_spec.name == "gateway":  # the ops console links each recent request to its trace
+                env["GATEWAY_TRACE_LINKS_BASE"] = f"http://{HOST}:{self.zipkin.port}"
         env.update(self.env_overrides)
         env.update(instance_env(svc_spec.name, instance, env))
         return env
