@@ -83,6 +83,13 @@ class RequestContextMiddleware:
             nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status, started_response = message["status"], True
+                # The route is known now, and the server span still open (it ends with the
+                # response): it gets its low-cardinality name (GET /api/rooms/{id}).
+                template = getattr(scope.get("route"), "path", "unmatched")
+                span = trace.get_current_span()
+                span.update_name(f"{scope['method']} {template}")
+                span.set_attribute("http.route", template)
+                span.set_attribute("request.id", request_id)
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *message["headers"],
@@ -108,11 +115,6 @@ class RequestContextMiddleware:
             template = getattr(route, "path", "unmatched")
             elapsed = time.perf_counter() - started
             method = scope["method"]
-            # The route is known only now: the span gets its low-cardinality name (GET /api/rooms/{id}).
-            span = trace.get_current_span()
-            span.update_name(f"{method} {template}")
-            span.set_attribute("http.route", template)
-            span.set_attribute("request.id", request_id)
             HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
             HTTP_LATENCY.labels(self.service, method, template).observe(elapsed)
             if not scope["path"].startswith("/health"):

@@ -88,3 +88,34 @@ def test_the_produce_span_is_a_child_of_the_row_and_its_traceparent_goes_in_the_
     assert produce.parent is not None  # type: ignore[attr-defined]
     assert produce.parent.span_id == int("b7ad6b7169203331", 16)  # type: ignore[attr-defined]
     assert headers["event_id"] == "e-1"  # every other header travels unchanged
+
+
+async def test_a_server_span_is_named_after_its_route_template_while_it_is_still_open() -> None:
+    from opentelemetry import trace as otel_trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    router = APIRouter()
+
+    @router.get("/rooms/{room_id}")
+    async def room(room_id: str) -> dict[str, str]:
+        return {"room_id": room_id}
+
+    app = create_service_app(service="test", title="test", routers=[router])  # configures tracing
+    provider = otel_trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            assert (await client.get("/rooms/r101", headers={"X-Request-ID": "req-2"})).status_code == 200
+    finally:
+        processor.shutdown()
+
+    servers = [s for s in exporter.get_finished_spans() if s.kind == otel_trace.SpanKind.SERVER]
+    assert [s.name for s in servers] == ["GET /rooms/{room_id}"]  # one name for every room id
+    assert servers[0].attributes is not None
+    assert servers[0].attributes["http.route"] == "/rooms/{room_id}"
+    assert servers[0].attributes["request.id"] == "req-2"
