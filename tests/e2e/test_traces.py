@@ -74,6 +74,8 @@ def test_one_reservation_is_one_trace_from_the_gateway_through_kafka_to_every_co
     spans = eventually(complete, f"trace {trace_id} in Zipkin", within=EXPORT_DEADLINE_S, interval=1.0)
     assert {s["traceId"] for s in spans} == {trace_id}  # ONE trace
     assert "gateway: post /api/v1/reservations" in _spans(spans, "SERVER")
+    # Named after the route template, not the path: one span name for every member.
+    assert "member: get /internal/members/{member_id}" in _spans(spans, "SERVER")
     assert {"gateway", "room"} <= _services(spans, "CLIENT")  # httpx: a span per attempt
     producers = [s for s in spans if s.get("kind") == "PRODUCER"]
     assert producers, "no Kafka produce span"
