@@ -22,12 +22,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import trace
 from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.context import current_deadline
 from common.errors import DeadlineExceeded, ProblemError
+from common.tracing import span
 
 _SQLITE_BUSY = 5  # SQLITE_BUSY: a lock was not had within busy_timeout
 _PG_LOCK_NOT_AVAILABLE, _PG_QUERY_CANCELED = "55P03", "57014"  # lock_timeout, statement_timeout
@@ -84,7 +86,7 @@ class Database:
         Inside a request: waits for locks no longer than the budget allows, and refuses to
         commit (``DeadlineExceeded``, rolled back) once the budget is spent.
         """
-        with _lock_problems(), self._sessions() as session, session.begin():
+        with _db_span(self, "db transaction"), _lock_problems(), self._sessions() as session, session.begin():
             yield session
             deadline = current_deadline()
             if deadline is not None and deadline.expired:
@@ -95,7 +97,7 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only session that takes no write lock (SQLite: deferred transaction)."""
-        with _lock_problems(), self._read_sessions() as session, session.begin():
+        with _db_span(self, "db read"), _lock_problems(), self._read_sessions() as session, session.begin():
             yield session
 
     def lock_wait_s(self) -> float:
@@ -139,6 +141,17 @@ class UtcDateTime(TypeDecorator[datetime]):
         if not isinstance(value, datetime):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@contextmanager
+def _db_span(db: Database, name: str) -> Iterator[None]:
+    """A span for the transaction, inside a traced request or event only: a background loop's
+    rounds (relays, reapers) would otherwise each start a trace of their own."""
+    if not trace.get_current_span().is_recording():
+        yield
+        return
+    with span(name, attributes={"db.system": "sqlite" if db.is_sqlite else "postgresql"}):
+        yield
 
 
 @contextmanager

@@ -78,7 +78,12 @@ def test_committed_row_holds_encoded_payload_and_envelope_headers(store, outbox,
         payloads["UserRegistered"],
     )
     assert row.headers["request_id"] == "req-42"
-    assert row.headers["traceparent"] == trace.header()
+    # The row keeps the context it was written in: the request's trace, in the span of the
+    # transaction that wrote it (a child of the request's span).
+    written_in = TraceContext.parse(row.headers["traceparent"])
+    assert written_in is not None
+    assert written_in.trace_id == trace.trace_id
+    assert written_in.span_id not in (trace.span_id, incoming.span_id)
     assert row.headers["producer"] == "auth"
     stored = Envelope.from_headers([(n, v.encode()) for n, v in row.headers.items()], b"u-1")
     assert stored == envelope

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
@@ -119,3 +120,41 @@ async def test_a_server_span_is_named_after_its_route_template_while_it_is_still
     assert servers[0].attributes is not None
     assert servers[0].attributes["http.route"] == "/rooms/{room_id}"
     assert servers[0].attributes["request.id"] == "req-2"
+
+
+def test_a_db_transaction_is_a_span_inside_a_trace_and_none_outside(tmp_path: Path) -> None:
+    from opentelemetry import trace as otel_trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from sqlalchemy import text
+
+    from common.db import Database
+    from common.tracing import ensure_provider
+
+    ensure_provider()
+    provider = otel_trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    db = Database(f"sqlite:///{tmp_path / 'traced.db'}")
+    try:
+        with db.transaction() as session:  # a background loop's round: no trace of its own
+            session.execute(text("SELECT 1"))
+        with span("handle event") as parent:
+            with db.transaction() as session:
+                session.execute(text("SELECT 1"))
+            with db.read() as session:
+                session.execute(text("SELECT 1"))
+    finally:
+        processor.shutdown()
+        db.dispose()
+
+    finished = {s.name: s for s in exporter.get_finished_spans()}
+    assert set(finished) == {"handle event", "db transaction", "db read"}
+    for name in ("db transaction", "db read"):
+        assert finished[name].parent is not None
+        assert finished[name].parent.span_id == parent.get_span_context().span_id
+        assert finished[name].attributes is not None
+        assert finished[name].attributes["db.system"] == "sqlite"
