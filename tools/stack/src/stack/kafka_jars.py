@@ -13,7 +13,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from stack.procs import run
@@ -24,6 +25,7 @@ __all__ = [
     "default_run_dir",
     "ensure_kafka_libs",
     "java_executable",
+    "maven_copy",
     "repo_root",
     "say",
 ]
@@ -117,38 +119,44 @@ def ensure_kafka_libs(run_dir: Path, progress: Progress | None = None) -> Path:
     if _has_broker_jar(target, version):
         return target
 
-    mvn = shutil.which("mvn")
-    java_executable()  # Maven needs Java too; fail with the same clear hint
-    if mvn is None:
-        raise KafkaSetupError(f"`mvn` (Apache Maven) was not found on PATH. {_INSTALL_HINT}")
-
     say(progress, f"obtaining Apache Kafka {version or ''} jars via Maven… (first run only)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".libs-", dir=target.parent))
     started = time.monotonic()
-    try:
-        cmd = [
-            mvn,
-            "-q",
-            "-B",
-            "-f",
-            str(pom),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={staging}",
-            "-DincludeScope=runtime",
-        ]
-        try:
-            code, output = run(cmd, timeout=1800)
-        except subprocess.TimeoutExpired as exc:
-            raise KafkaSetupError("Maven did not finish obtaining the Kafka jars in 30 min") from exc
+    goal = ["dependency:copy-dependencies", "-DincludeScope=runtime"]
+    with maven_copy(pom, goal, target.parent, timeout=1800, error=KafkaSetupError) as (code, output, staging):
         if code != 0 or not _has_broker_jar(staging, version):
             last = "\n".join(output.splitlines()[-30:])
             raise KafkaSetupError(f"Maven could not obtain the Kafka jars (exit {code}):\n{last}")
         _swap_into_place(staging, target, version)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already when the rename succeeded
     say(progress, f"Kafka jars ready in {target} ({time.monotonic() - started:.1f} s)")
     return target
+
+
+@contextmanager
+def maven_copy(
+    pom: Path, goal: list[str], parent: Path, *, timeout: float, error: type[Exception]
+) -> Iterator[tuple[int, str, Path]]:
+    """Run Maven's ``goal`` on ``pom`` into a fresh staging folder under ``parent``: yields
+    ``(exit code, output, staging)`` for the caller to check and move into place, then removes
+    what is left of the folder, so an interrupted download never leaves a half-filled cache.
+    ``error`` (with the install hint) when Maven or Java is missing or Maven runs too long."""
+    mvn = shutil.which("mvn")
+    java_executable()  # Maven needs Java too; fail with the same clear hint
+    if mvn is None:
+        raise error(f"`mvn` (Apache Maven) was not found on PATH. {_INSTALL_HINT}")
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".maven-", dir=parent))
+    try:
+        try:
+            code, output = run(
+                [mvn, "-q", "-B", "-f", str(pom), *goal, f"-DoutputDirectory={staging}"], timeout=timeout
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise error(
+                f"Maven did not finish {' '.join(goal[:1])} for {pom} in {timeout / 60:.0f} min"
+            ) from exc
+        yield code, output, staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when the caller renamed it
 
 
 def _swap_into_place(staging: Path, target: Path, version: str | None) -> None:

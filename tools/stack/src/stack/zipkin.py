@@ -7,9 +7,6 @@ Services export spans to ``spans_endpoint`` (their ``<SVC>_ZIPKIN_ENDPOINT``); p
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,9 +14,9 @@ from pathlib import Path
 import httpx
 
 from stack.errors import StackError
-from stack.kafka_jars import Progress, java_executable, repo_root, say
+from stack.kafka_jars import Progress, java_executable, maven_copy, repo_root, say
 from stack.ports import HOST
-from stack.procs import ProcessHandle, run
+from stack.procs import ProcessHandle
 
 __all__ = ["ZipkinServer", "ensure_zipkin_jar"]
 
@@ -44,27 +41,16 @@ def ensure_zipkin_jar(run_dir: Path, progress: Progress | None = None) -> Path:
     jar = Path(run_dir) / "zipkin" / f"zipkin-server-{version}-exec.jar"
     if jar.is_file():
         return jar
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise StackError(f"Zipkin (the trace UI) needs `mvn` (Apache Maven) on PATH. {_HINT}")
     say(progress, f"obtaining the Zipkin server {version} via Maven… (first run only)")
-    jar.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".zipkin-", dir=jar.parent))
     started = time.monotonic()
-    try:
-        artifact = f"-Dartifact=io.zipkin:zipkin-server:{version}:jar:exec"
-        cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy", artifact, f"-DoutputDirectory={staging}"]
-        try:
-            code, output = run(cmd, timeout=900)
-        except subprocess.TimeoutExpired as exc:
-            raise StackError("Maven did not finish obtaining the Zipkin server in 15 min") from exc
+    # dependency:copy, not copy-dependencies: the exec jar's bundled modules are not on Central.
+    goal = ["dependency:copy", f"-Dartifact=io.zipkin:zipkin-server:{version}:jar:exec"]
+    with maven_copy(pom, goal, jar.parent, timeout=900, error=StackError) as (code, output, staging):
         fetched = staging / jar.name
         if code != 0 or not fetched.is_file():
             last = "\n".join(output.splitlines()[-20:])
             raise StackError(f"Maven could not obtain the Zipkin server (exit {code}):\n{last}\n{_HINT}")
         fetched.replace(jar)  # atomic: a half-copied jar is never in the cache
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     say(progress, f"Zipkin server ready in {jar} ({time.monotonic() - started:.1f} s)")
     return jar
 
