@@ -178,6 +178,34 @@ def produce(kafka_broker) -> Iterator[Callable[..., Any]]:
     producer.close(timeout=5)
 
 
+@dataclass
+class MailOutage:
+    """A poison message (its handler fails while ``mail_server_up`` is False) produced before a
+    fine one; ``handler`` records each event it applies in ``applied`` and the service's effects."""
+
+    service: Service
+    poison: Message
+    fine: Message
+    sent: Any  # the poison's record metadata (partition, offset)
+    applied: list[str]
+    mail_server_up: bool = False
+
+    def handler(self, session: Any, envelope: Envelope, payload: dict[str, Any]) -> None:
+        if not self.mail_server_up and envelope.event_id == self.poison.envelope.event_id:
+            raise ConnectionError("mail server down")
+        session.execute(self.service.effects.insert().values(event_id=envelope.event_id, key=envelope.key))
+        self.applied.append(envelope.event_id)
+
+
+@pytest.fixture
+def mail_outage(service: Service, codec: AvroCodec, topic: str, produce: Callable[..., Any]) -> MailOutage:
+    """On ``topic``: a poison (res-1) then a fine message (res-2), and the handler of both."""
+    poison, fine = make_message(codec, "res-1"), make_message(codec, "res-2")
+    sent = produce(topic, poison.key, poison.value, poison.headers)
+    produce(topic, fine.key, fine.value, fine.headers)
+    return MailOutage(service, poison, fine, sent, [])
+
+
 @pytest.fixture
 def make_runner(kafka_broker, service: Service, codec: AvroCodec) -> Iterator[Callable[..., ConsumerRunner]]:
     """Start ConsumerRunners tuned for tests; all are stopped at teardown."""

@@ -6,7 +6,7 @@ import pytest
 
 from common.messaging import redrive
 
-from .conftest import make_message, metric, wait_for
+from .conftest import metric, wait_for
 
 pytestmark = pytest.mark.kafka
 
@@ -20,22 +20,15 @@ def processed(runner, topic: str) -> float:
 
 
 def test_dlq_size_counts_this_groups_letters_until_redriven_and_is_read_back_at_start(
-    kafka_broker, service, codec, topic, produce, make_runner
+    kafka_broker, topic, mail_outage, make_runner
 ) -> None:
     bootstrap = kafka_broker.bootstrap_servers
-    poison = make_message(codec, "res-1")
-    fine = make_message(codec, "res-2")
-    produce(topic, poison.key, poison.value, poison.headers)
-    produce(topic, fine.key, fine.value, fine.headers)
-    mail_server_up = False
-    applied: list[str] = []
-
-    def handler(session, envelope, payload) -> None:
-        if not mail_server_up and envelope.event_id == poison.envelope.event_id:
-            raise ConnectionError("mail server down")
-        session.execute(service.effects.insert().values(event_id=envelope.event_id, key=envelope.key))
-        applied.append(envelope.event_id)
-
+    poison, fine, applied, handler = (
+        mail_outage.poison,
+        mail_outage.fine,
+        mail_outage.applied,
+        mail_outage.handler,
+    )
     runner = make_runner([topic], {"ReservationCreated": handler}, max_attempts=2)
     wait_for(lambda: dlq_size(runner) == 1, what="the letter to be counted")
     wait_for(lambda: fine.envelope.event_id in applied, what="the fine event")
@@ -48,7 +41,7 @@ def test_dlq_size_counts_this_groups_letters_until_redriven_and_is_read_back_at_
     assert dlq_size(second) == 0  # __init__ resets it: what follows comes from the topic
     wait_for(lambda: dlq_size(second) == 1, timeout=60, what="the letter read back at start")
 
-    mail_server_up = True
+    mail_outage.mail_server_up = True
     assert len(redrive(bootstrap, f"{topic}.dlq").republished) == 1
     wait_for(lambda: poison.envelope.event_id in applied, timeout=60, what="the redriven event")
     assert dlq_size(second) == 0

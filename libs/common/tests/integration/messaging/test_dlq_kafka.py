@@ -27,24 +27,12 @@ pytestmark = pytest.mark.kafka
 
 
 def test_list_then_redrive_applies_the_event_once(
-    kafka_broker, service, codec, topic, produce, make_runner, capsys
+    kafka_broker, service, topic, mail_outage, make_runner, capsys
 ) -> None:
     bootstrap = kafka_broker.bootstrap_servers
     dlq = f"{topic}.dlq"
-    poison = make_message(codec, "res-1")
-    other = make_message(codec, "res-2")
-    sent = produce(topic, poison.key, poison.value, poison.headers)
-    produce(topic, other.key, other.value, other.headers)
-    mail_server_up = False
-    applied: list[str] = []
-
-    def handler(session, envelope, payload) -> None:
-        if not mail_server_up and envelope.event_id == poison.envelope.event_id:
-            raise ConnectionError("mail server down")
-        session.execute(service.effects.insert().values(event_id=envelope.event_id, key=envelope.key))
-        applied.append(envelope.event_id)
-
-    runner = make_runner([topic], {"ReservationCreated": handler}, max_attempts=2)
+    poison, other, sent, applied = mail_outage.poison, mail_outage.fine, mail_outage.sent, mail_outage.applied
+    runner = make_runner([topic], {"ReservationCreated": mail_outage.handler}, max_attempts=2)
     wait_for(lambda: len(list_dead_letters(bootstrap, dlq)) == 1, what="the dead letter")
 
     [letter] = list_dead_letters(bootstrap, dlq)
@@ -68,7 +56,7 @@ def test_list_then_redrive_applies_the_event_once(
     assert f"group {runner.name}" in printed
     assert "ConnectionError: mail server down" in printed
 
-    mail_server_up = True  # the cause is fixed
+    mail_outage.mail_server_up = True  # the cause is fixed
     wait_for(lambda: other.envelope.event_id in applied, what="the other event")
     assert redrive(bootstrap, dlq, event_ids={"some-other-id"}).republished == []
     assert main(["redrive", dlq, "--bootstrap", bootstrap]) == 0
