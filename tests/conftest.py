@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import threading
 import time
 import uuid
@@ -135,6 +136,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(trylast=True)  # after the test's own fixtures are torn down: they may use it
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     SHARED_STACK.end_after(item, nextitem)
+
+
+# --------------------------------------------------------------------------- the runbook
+
+RUNBOOK = TESTS_DIR.parent / "docs" / "runbook.md"
+
+
+def runbook_entries() -> dict[str, str]:
+    """docs/runbook.md's entries: anchor (its ``## `` heading, slugged as GitHub does) → text."""
+    parts = re.split(r"^## (.+)$", RUNBOOK.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    slug = [re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-") for h in parts[1::2]]
+    return dict(zip(slug, parts[2::2], strict=True))
 
 
 # --------------------------------------------------------------------------- the stack

@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import threading
 import time
 import uuid
@@ -29,7 +28,7 @@ import pytest
 from stack.kafka import default_run_dir
 from stack.runner import Stack
 from stack.testing import running_stack
-from tests.conftest import SuiteLifetime
+from tests.conftest import SuiteLifetime, runbook_entries
 
 from .ledger import Audit, Booking, Ledger, poll
 
@@ -297,13 +296,6 @@ class World:
 
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def runbook_entries() -> set[str]:
-    """The anchors of docs/runbook.md's entries (its ``## `` headings, slugged as GitHub does)."""
-    text = (REPO / "docs" / "runbook.md").read_text(encoding="utf-8")
-    headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
-    return {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-") for h in headings}
 
 
 def _check_lab_exists(lab: str) -> None:

@@ -11,20 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import RUNBOOK, runbook_entries
+
 ROOT = Path(__file__).resolve().parents[2]
-RUNBOOK = ROOT / "docs" / "runbook.md"
 ALERTS = ROOT / "deploy" / "prometheus" / "rules" / "alerts.yml"
 CHAOS = ROOT / "tests" / "chaos"
-
-
-def slug(heading: str) -> str:
-    return re.sub(r"[^a-z0-9 -]", "", heading.strip().lower()).replace(" ", "-")
-
-
-def entries() -> dict[str, str]:
-    """Entry anchor → its text."""
-    parts = re.split(r"^## (.+)$", RUNBOOK.read_text(encoding="utf-8"), flags=re.MULTILINE)
-    return {slug(parts[i]): parts[i + 1] for i in range(1, len(parts), 2)}
 
 
 def field(text: str, name: str) -> str:
@@ -50,7 +41,7 @@ def chaos_runbook_names() -> dict[str, set[str]]:
     return named
 
 
-ENTRIES = entries()
+ENTRIES = runbook_entries()
 
 
 def test_the_runbook_covers_every_failure_the_issue_lists() -> None:
